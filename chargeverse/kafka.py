@@ -1,0 +1,182 @@
+"""Kafka plumbing: explicit topic creation, an acks=all idempotent producer that reports delivery, dead letters.
+
+The producer is the only way anything in the platform writes to the log.  `publish()` returns only once the broker
+has acknowledged the event on all in-sync replicas (acks=all), so an edge that awaits it before answering a peer
+never tells a charger "accepted" for an event that is not on the log.  A delivery failure raises in the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from chargeverse.avro import Codec, default_codec
+from chargeverse.events import envelope
+from chargeverse.settings import get_settings
+from chargeverse.topics import CATALOGUE, DEADLETTER, Topic
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryError(RuntimeError):
+    """The broker did not take the event; it is NOT on the log."""
+
+
+def base_config(bootstrap: str | None = None) -> dict[str, Any]:
+    return {"bootstrap.servers": bootstrap or get_settings().kafka_bootstrap}
+
+
+def ensure_topics(topics: Iterable[Topic] = CATALOGUE, bootstrap: str | None = None,
+                  timeout: float = 30.0) -> list[str]:
+    """Create every missing catalogue topic with its partitions and config; return the names created.
+
+    Idempotent.  An existing topic with fewer partitions than the catalogue says is an error, not silently used:
+    co-partitioned processors would disagree about where a key lives.
+    """
+    admin = AdminClient(base_config(bootstrap))
+    existing = admin.list_topics(timeout=timeout).topics
+    wanted = list(topics)
+    for t in wanted:
+        if t.name in existing and len(existing[t.name].partitions) != t.partitions:
+            raise RuntimeError(f"topic {t.name} has {len(existing[t.name].partitions)} partitions, "
+                               f"the catalogue says {t.partitions}")
+    new = [NewTopic(t.name, num_partitions=t.partitions, replication_factor=-1, config=t.config())
+           for t in wanted if t.name not in existing]
+    if not new:
+        return []
+    for name, fut in admin.create_topics(new, request_timeout=timeout).items():
+        try:
+            fut.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return [t.topic for t in new]
+
+
+def describe_topic_config(name: str, bootstrap: str | None = None) -> dict[str, str]:
+    admin = AdminClient(base_config(bootstrap))
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    cfg = admin.describe_configs([res])[res].result(timeout=10)
+    return {k: v.value for k, v in cfg.items()}
+
+
+@dataclass(frozen=True)
+class Delivered:
+    topic: str
+    partition: int
+    offset: int
+
+
+class EventProducer:
+    """Idempotent, acks=all producer of Avro events.
+
+    One background thread serves delivery callbacks; `publish()` awaits the broker's acknowledgement.
+    """
+
+    def __init__(self, bootstrap: str | None = None, codec: Codec | None = None, linger_ms: int = 2,
+                 extra: dict[str, Any] | None = None) -> None:
+        cfg = base_config(bootstrap)
+        cfg.update({
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": linger_ms,
+            "compression.type": "lz4",
+            "message.timeout.ms": 30000,
+        })
+        cfg.update(extra or {})
+        self._p = Producer(cfg)
+        self.codec = codec or default_codec()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._p.poll(0.05)
+
+    def _produce(self, topic: str, key: str | bytes, value: bytes, cb: Any) -> None:
+        k = key.encode() if isinstance(key, str) else key
+        while True:
+            try:
+                self._p.produce(topic, value=value, key=k, on_delivery=cb)
+                return
+            except BufferError:  # local queue full: back-pressure instead of dropping
+                self._p.poll(0.05)
+
+    async def publish(self, topic: str, key: str | bytes, event_type: str, record: dict[str, Any]) -> Delivered:
+        """Encode and write one event; returns once acknowledged (acks=all), raises DeliveryError otherwise."""
+        return await self.publish_raw(topic, key, self.codec.encode(event_type, record))
+
+    async def publish_raw(self, topic: str, key: str | bytes, value: bytes) -> Delivered:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Delivered] = loop.create_future()
+
+        def done(err: KafkaError | None, msg: Message) -> None:
+            if fut.cancelled():
+                return
+            if err is not None:
+                loop.call_soon_threadsafe(_set_exc, fut, DeliveryError(f"{topic}: {err.str()}"))
+            else:
+                loop.call_soon_threadsafe(_set_result, fut, Delivered(msg.topic(), msg.partition(), msg.offset()))
+
+        self._produce(topic, key, value, done)
+        return await fut
+
+    def publish_sync(self, topic: str, key: str | bytes, event_type: str, record: dict[str, Any],
+                     timeout: float = 30.0) -> Delivered:
+        """Blocking variant for CLIs and batch jobs."""
+        result: list[Any] = []
+        ev = threading.Event()
+
+        def done(err: KafkaError | None, msg: Message) -> None:
+            result.append(DeliveryError(f"{topic}: {err.str()}") if err else
+                          Delivered(msg.topic(), msg.partition(), msg.offset()))
+            ev.set()
+
+        self._produce(topic, key, self.codec.encode(event_type, record), done)
+        if not ev.wait(timeout):
+            raise DeliveryError(f"{topic}: no acknowledgement within {timeout}s")
+        if isinstance(result[0], Exception):
+            raise result[0]
+        return result[0]
+
+    def flush(self, timeout: float = 30.0) -> int:
+        return self._p.flush(timeout)
+
+    def close(self) -> None:
+        self.flush()
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+def _set_result(fut: asyncio.Future[Any], value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _set_exc(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+def dead_letter_record(*, consumer: str, topic: str, partition: int, offset: int, key: bytes | None,
+                       value: bytes | None, error: str) -> dict[str, Any]:
+    """A DeadLetter event keeping the original bytes and the reason."""
+    rec = envelope(source=consumer, correlation_id=f"{topic}/{partition}/{offset}")
+    rec.update(consumer=consumer, topic=topic, partition=partition, offset=offset, key=key, value=value or b"",
+               error=error)
+    return rec
+
+
+def send_dead_letter(producer: EventProducer, **kw: Any) -> Delivered:
+    """Write a poison message to the dead-letter topic (blocking: a dead letter must not be lost)."""
+    rec = dead_letter_record(**kw)
+    log.warning("dead letter from %s at %s/%s/%s: %s", kw["consumer"], kw["topic"], kw["partition"],
+                kw["offset"], kw["error"])
+    return producer.publish_sync(DEADLETTER.name, kw["consumer"], "DeadLetter", rec)

@@ -1,0 +1,73 @@
+"""The one place every setting lives.
+
+Every endpoint of the platform is a setting, read from `CV_*` environment variables (and from the local stack's
+`.stack/env`, written by `cv stack up`, so a shell needs no exports).  Point `CV_KAFKA_BOOTSTRAP` at real Apache
+Kafka or `CV_MONGO_URL` at real MongoDB and nothing else changes; `compose/docker-compose.yml` sets exactly these
+names, and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chargeverse import ROOT
+
+
+def _stack_env_file() -> Path:
+    return Path(os.environ.get("CV_STACK_DIR", ROOT / ".stack")) / "env"
+
+
+class Settings(BaseSettings):
+    """Process settings.  Field `x` is read from `CV_X`."""
+
+    model_config = SettingsConfigDict(env_prefix="CV_", env_file=None, extra="ignore")
+
+    # where the embedded stack keeps its data, logs and pid files
+    stack_dir: Path = ROOT / ".stack"
+
+    # the log
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_session_timeout_ms: int = 6000
+    #: when set, events are framed in the Confluent wire format against this registry instead of Avro
+    #: single-object encoding
+    schema_registry_url: str | None = None
+
+    # the stores
+    postgres_dsn: SecretStr = SecretStr("postgresql://chargeverse@127.0.0.1:15432/chargeverse")
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:16379/0")
+    mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27018/")
+    mongo_db: str = "chargeverse"
+
+    # the edges
+    ocpp_host: str = "127.0.0.1"
+    ocpp_port: int = 9000
+    ocpp_heartbeat_interval: int = 300
+    #: frames larger than this are refused with close code 1009 (message too big)
+    ocpp_max_frame_bytes: int = 65536
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    #: HS256 signing key for app JWTs; the local stack generates one, production injects one
+    jwt_secret: SecretStr = SecretStr("")
+    jwt_issuer: str = "chargeverse"
+
+    # the stream processors
+    worker_web_port: int = 6066
+    worker_id: str = "chargeverse-worker"
+
+    # local stack ports (only used by `cv stack`)
+    stack_kafka_port: int = 19092
+    stack_postgres_port: int = 15432
+    stack_redis_port: int = 16379
+    stack_mongo_port: int = 27018
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process: the environment wins over the stack's env file."""
+    env_file = _stack_env_file()
+    return Settings(_env_file=env_file if env_file.exists() else None)  # type: ignore[call-arg]

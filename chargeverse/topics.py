@@ -1,0 +1,77 @@
+"""The topic catalogue: every topic, its key, its partitions and its retention, in one place.
+
+Keys decide order: all events of one aggregate share a key, so they land on one partition in order and have one
+writer.  Source topics are kept forever (the log is the record); derived topics may be compacted.  Topics are
+always created explicitly from this catalogue (`cv topics create`), never by broker auto-creation, which would
+pick its own partition count and break co-partitioning.
+
+Which processor consumes which topic is in `streams/registry.py`; together the two files list the whole flow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FOREVER = -1
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    key: str
+    what: str
+    partitions: int
+    #: event types (Avro record names) that may appear on this topic
+    events: tuple[str, ...]
+    cleanup_policy: str = "delete"
+    retention_ms: int = FOREVER
+    source: bool = True
+    extra_config: dict[str, str] = field(default_factory=dict)
+
+    def config(self) -> dict[str, str]:
+        cfg = {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
+        cfg.update(self.extra_config)
+        return cfg
+
+
+OCPP_FRAMES = Topic(
+    "ocpp.frames", "charge point id", "every OCPP frame in and out, verbatim + parsed action; connection changes",
+    partitions=6, events=("OcppFrame", "OcppConnection"),
+)
+OCPP_COMMANDS = Topic(
+    "ocpp.commands", "charge point id", "commands for chargers (remote start/stop, profiles, reset, ...)",
+    partitions=6, events=(),
+)
+OCPI_INBOUND = Topic("ocpi.inbound", "partner + object id", "every partner push/pull result, verbatim", 6, ())
+OCPI_OUTBOUND = Topic("ocpi.outbound", "partner", "commands and pushes to partners", 6, ())
+STATIONS = Topic(
+    "stations", "station id", "station/EVSE/connector state (own and roamed)",
+    partitions=6,
+    events=("StationRegistered", "StationBooted", "ConnectorStatusChanged", "StationHeartbeat",
+            "StationConnectionChanged"),
+)
+SESSIONS = Topic("sessions", "session id", "session lifecycle: requested, started, meter samples, stopped, CDR", 6, ())
+IDENTITY = Topic("identity", "user id", "users, vehicles, tokens, roles, fleets", 6, ())
+BILLING = Topic("billing", "account id", "priced sessions, payments, invoices", 6, ())
+LEDGER = Topic("ledger", "ledger account", "postings (derived, for consumers of the ledger)", 6, (), source=False)
+PNC = Topic("pnc", "eMAID", "contract certificates issued, revoked, statuses", 6, ())
+FORECASTS = Topic("forecasts", "station", "model outputs", 6, (), cleanup_policy="compact", source=False)
+SMARTCHARGING = Topic("smartcharging", "site", "charging schedules", 6, (), cleanup_policy="compact", source=False)
+DEADLETTER = Topic(
+    "deadletter", "consumer name", "poison messages with the error and the original bytes",
+    partitions=1, events=("DeadLetter",),
+)
+
+CATALOGUE: tuple[Topic, ...] = (
+    OCPP_FRAMES, OCPP_COMMANDS, OCPI_INBOUND, OCPI_OUTBOUND, STATIONS, SESSIONS, IDENTITY, BILLING, LEDGER, PNC,
+    FORECASTS, SMARTCHARGING, DEADLETTER,
+)
+BY_NAME: dict[str, Topic] = {t.name: t for t in CATALOGUE}
+
+
+def topic(name: str) -> Topic:
+    """The catalogue entry of `name`; a KeyError names the unknown topic."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown topic {name!r}; known: {', '.join(BY_NAME)}") from None
