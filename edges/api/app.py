@@ -1,0 +1,60 @@
+"""The app API (`cv run api`): FastAPI, read from projections, every endpoint authenticated.
+
+OpenAPI document at /openapi.json, interactive docs at /docs.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from psycopg_pool import AsyncConnectionPool
+
+from chargeverse.settings import Settings, get_settings
+from edges.api import stations
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    s = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.pg = AsyncConnectionPool(s.postgres_dsn.get_secret_value(), min_size=1, max_size=10,
+                                           open=False)
+        await app.state.pg.open(wait=True, timeout=30)
+        app.state.redis = aioredis.Redis.from_url(s.redis_url.get_secret_value(), decode_responses=True)
+        try:
+            yield
+        finally:
+            await app.state.pg.close()
+            await app.state.redis.aclose()
+
+    app = FastAPI(title="chargeverse API", version="0.1.0", lifespan=lifespan,
+                  description="Driver, fleet and operator API of chargeverse. Authenticate with a Bearer JWT.")
+    app.include_router(stations.router)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: the projections it reads answer")
+    async def readyz() -> JSONResponse:
+        checks = {}
+        try:
+            async with app.state.pg.connection() as conn:
+                await conn.execute("SELECT 1")
+            checks["postgres"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            checks["postgres"] = f"down: {type(exc).__name__}"
+        try:
+            await app.state.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["redis"] = f"down: {type(exc).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    return app

@@ -1,0 +1,114 @@
+"""Postgres projection of the `stations` topic: stations (with a PostGIS geography), connectors, credentials.
+
+Guarantees: rows and offsets commit in one transaction; each touched row is written once per batch (see
+projections/station_fold.py); rows depend only on events, so a replay into an empty schema is identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Sequence
+
+import psycopg
+from psycopg import sql
+
+from projections.base import SourcedEvent, advanced, unseen
+from projections.postgres.migrate import connect, migrate
+from projections.station_fold import fold
+
+
+class StationsProjection:
+    name = "pg.stations"
+    topics = ("stations",)
+
+    def __init__(self, dsn: str, schema: str = "public") -> None:
+        self.dsn = dsn
+        self.schema = schema
+        self.conn = connect(dsn, schema)
+        migrate(self.conn, schema)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ---- offsets ---------------------------------------------------------------------------------------------
+    def offsets(self) -> dict[tuple[str, int], int]:
+        with self.conn.transaction():
+            rows = self.conn.execute("SELECT topic, partition, next_offset FROM projection_offsets "
+                                     "WHERE projection = %s", (self.name,)).fetchall()
+        return {(t, p): o for t, p, o in rows}
+
+    # ---- apply -----------------------------------------------------------------------------------------------
+    def apply(self, events: Sequence[SourcedEvent]) -> int:
+        if not events:
+            return 0
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                "SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = %s FOR UPDATE",
+                (self.name,)).fetchall()
+            new = unseen(events, {(t, p): o for t, p, o in rows})
+            if not new:
+                return 0
+            patches = fold(new)
+            cur = self.conn.cursor()
+            for cols, values in _grouped(patches.stations, ("station_id",)):
+                cur.executemany(_upsert_sql("stations", ("station_id",), cols), values)
+            for cols, values in _grouped(patches.connectors, ("station_id", "connector_id")):
+                cur.executemany(_upsert_sql("connectors", ("station_id", "connector_id"), cols), values)
+            if patches.credentials:
+                cur.executemany(
+                    "INSERT INTO charge_point_credentials (station_id, password_hash, security_profile) "
+                    "VALUES (%s, %s, %s) ON CONFLICT (station_id) DO UPDATE SET "
+                    "password_hash = EXCLUDED.password_hash, security_profile = EXCLUDED.security_profile",
+                    [(sid, h, prof) for sid, (h, prof) in patches.credentials.items()])
+            cur.executemany(
+                "INSERT INTO projection_offsets (projection, topic, partition, next_offset) VALUES (%s,%s,%s,%s) "
+                "ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
+                [(self.name, t, p, o) for (t, p), o in advanced(new).items()])
+        return len(new)
+
+    # ---- replay support --------------------------------------------------------------------------------------
+    def checksum(self) -> str:
+        h = hashlib.sha256()
+        with self.conn.transaction():
+            for query in (
+                "SELECT station_id, name, operator, address, own, ST_AsText(location), vendor, model, serial_number,"
+                " firmware_version, boot_status, heartbeat_interval, booted_at, last_heartbeat_at, online,"
+                " edge_instance, updated_at, last_event_id FROM stations ORDER BY station_id",
+                "SELECT * FROM connectors ORDER BY station_id, connector_id",
+                "SELECT * FROM charge_point_credentials ORDER BY station_id",
+            ):
+                for row in self.conn.execute(query):
+                    h.update(repr(row).encode())
+        return h.hexdigest()
+
+    def reset(self) -> None:
+        with self.conn.transaction():
+            self.conn.execute("TRUNCATE stations, connectors, charge_point_credentials")
+            self.conn.execute("DELETE FROM projection_offsets WHERE projection = %s", (self.name,))
+
+
+def _grouped(patches: dict[Any, dict[str, Any]], keys: tuple[str, ...]):
+    """Rows grouped by the set of columns they touch, so each group is one executemany."""
+    groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for key, cols in patches.items():
+        names = tuple(sorted(cols))
+        keyvals = key if isinstance(key, tuple) else (key,)
+        vals = []
+        for n in names:
+            vals.extend(cols[n] if n == "location" else (cols[n],))
+        groups.setdefault(names, []).append((*keyvals, *vals))
+    return groups.items()
+
+
+def _upsert_sql(table: str, keys: tuple[str, ...], cols: tuple[str, ...]) -> sql.Composed:
+    placeholders = [sql.Placeholder()] * len(keys)
+    for c in cols:
+        placeholders.append(sql.SQL("ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography") if c == "location"
+                            else sql.Placeholder())
+    return sql.SQL("INSERT INTO {t} ({cols}) VALUES ({vals}) ON CONFLICT ({keys}) DO UPDATE SET {sets}").format(
+        t=sql.Identifier(table),
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in (*keys, *cols)),
+        vals=sql.SQL(", ").join(placeholders),
+        keys=sql.SQL(", ").join(sql.Identifier(k) for k in keys),
+        sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in cols),
+    )

@@ -1,0 +1,29 @@
+"""Every projection by name, built from settings, optionally into another namespace (for rebuilds)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from chargeverse.settings import Settings, get_settings
+from projections.base import Projection
+
+
+def build(name: str, namespace: str | None = None, settings: Settings | None = None) -> Projection:
+    """The projection `name` writing into `namespace` (Postgres schema, Redis key prefix or Mongo database)."""
+    s = settings or get_settings()
+    if name == "postgres":
+        from projections.postgres.stations import StationsProjection
+
+        return StationsProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name == "redis":
+        from projections.redis_status import LiveStatusProjection
+
+        return LiveStatusProjection(s.redis_url.get_secret_value(), namespace or "cv")
+    if name == "mongo":
+        from projections.mongo_frames import FrameArchiveProjection
+
+        return FrameArchiveProjection(s.mongo_url.get_secret_value(), namespace or s.mongo_db)
+    raise KeyError(f"unknown projection {name!r}; known: {', '.join(NAMES)}")
+
+
+NAMES: tuple[str, ...] = ("postgres", "redis", "mongo")

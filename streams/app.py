@@ -1,0 +1,187 @@
+"""The Faust worker: the stations processor and the projection agents (`cv run worker`).
+
+Delivery: at-least-once.  Events a processor emits are published at commit time, before the source offsets are
+committed (`stream_publish_on_commit`), so a crash re-processes rather than loses; derived event ids are
+deterministic, and every projection skips offsets it has applied, so re-processing changes nothing.
+
+Poison messages: an undecodable message, or one a projection keeps failing on (3 tries), goes to `deadletter` with
+its bytes and the error; the agent carries on with the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Sequence
+
+import faust
+
+from chargeverse.avro import DecodeError, default_codec
+from chargeverse.kafka import EventProducer, dead_letter_record
+from chargeverse.settings import get_settings
+from chargeverse.topics import DEADLETTER, OCPP_FRAMES, STATIONS
+from projections.base import Projection, SourcedEvent
+from projections.registry import build
+from streams.registry import CONSUMERS, PROJECTIONS
+from streams.station_events import translate
+
+log = logging.getLogger(__name__)
+settings = get_settings()
+codec = default_codec()
+
+app = faust.App(
+    settings.worker_id,
+    broker=";".join(f"kafka://{h}" for h in settings.kafka_bootstrap.split(",")),
+    store="memory://",
+    value_serializer="raw",
+    key_serializer="raw",
+    web_host="127.0.0.1",
+    web_port=settings.worker_web_port,
+    broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
+    broker_heartbeat_interval=1.0,
+    broker_commit_interval=0.2,
+    broker_commit_every=1000,
+    stream_publish_on_commit=True,
+    producer_acks=-1,
+    consumer_auto_offset_reset="earliest",
+    topic_disable_leader=True,
+    table_standby_replicas=0,
+    topic_replication_factor=1,
+    web_enabled=True,
+)
+
+frames_topic = app.topic(OCPP_FRAMES.name, partitions=OCPP_FRAMES.partitions, internal=False)
+stations_topic = app.topic(STATIONS.name, partitions=STATIONS.partitions, internal=False)
+boot_requests = app.Table("boot-requests", default=None, partitions=OCPP_FRAMES.partitions)
+
+_producer: EventProducer | None = None
+
+
+def producer() -> EventProducer:
+    global _producer
+    if _producer is None:
+        _producer = EventProducer()
+    return _producer
+
+
+async def dead_letter(consumer: str, event: Any, error: str) -> None:
+    m = event.message
+    rec = dead_letter_record(consumer=consumer, topic=m.topic, partition=m.partition, offset=m.offset,
+                             key=m.key, value=m.value, error=error)
+    log.warning("dead letter %s %s/%s/%s: %s", consumer, m.topic, m.partition, m.offset, error)
+    await producer().publish(DEADLETTER.name, consumer, "DeadLetter", rec)
+
+
+class _BootTable:
+    """The Faust table seen through a str->str mapping (keys and values are stored raw)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        v = boot_requests.get(key.encode())
+        return v.decode() if v else default
+
+    def __setitem__(self, key: str, value: str) -> None:
+        boot_requests[key.encode()] = value.encode()
+
+
+@app.agent(frames_topic, name="stations")
+async def stations_processor(stream: Any) -> None:
+    table = _BootTable()
+    async for event in stream.events():
+        try:
+            etype, rec = codec.decode(event.value)
+        except DecodeError as exc:
+            await dead_letter("stations", event, str(exc))
+            continue
+        try:
+            outs = translate(etype, rec, table)  # type: ignore[arg-type]
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            await dead_letter("stations", event, f"{type(exc).__name__}: {exc}")
+            continue
+        for out_type, key, out in outs:
+            await stations_topic.send(key=key.encode(), value=codec.encode(out_type, out))
+
+
+def _projection_agent(consumer_name: str, proj_name: str, topic: Any) -> None:
+    holder: dict[str, Projection] = {}
+
+    def projection() -> Projection:
+        if "p" not in holder:
+            holder["p"] = build(proj_name)
+        return holder["p"]
+
+    async def apply(events: Sequence[SourcedEvent]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, projection().apply, events)
+            return
+        except Exception as exc:  # find the poison event(s): one at a time, with retries
+            log.warning("%s: batch failed (%s); applying one by one", consumer_name, exc)
+        for e in events:
+            for attempt in range(3):
+                try:
+                    await loop.run_in_executor(None, projection().apply, [e])
+                    break
+                except Exception as exc:  # noqa: BLE001 - any store error counts as a failure to apply
+                    if attempt == 2:
+                        raise _Poison(e, exc) from exc
+                    await asyncio.sleep(0.2 * (attempt + 1))
+
+    async def agent(stream: Any) -> None:
+        async for batch in stream.take_events(2000, within=0.05):
+            events: list[SourcedEvent] = []
+            raw_by_offset = {}
+            for ev in batch:
+                m = ev.message
+                try:
+                    etype, rec = codec.decode(ev.value)
+                except DecodeError as exc:
+                    await dead_letter(consumer_name, ev, str(exc))
+                    continue
+                events.append(SourcedEvent(m.topic, m.partition, m.offset, etype, rec))
+                raw_by_offset[(m.topic, m.partition, m.offset)] = ev
+            while events:
+                try:
+                    await apply(events)
+                    break
+                except _Poison as p:
+                    ev = raw_by_offset[(p.event.topic, p.event.partition, p.event.offset)]
+                    await dead_letter(consumer_name, ev, f"{type(p.cause).__name__}: {p.cause}")
+                    events = [e for e in events if e is not p.event]  # applied ones are skipped by offset
+
+    agent.__name__ = consumer_name.replace(".", "_")
+    app.agent(topic, name=consumer_name)(agent)
+
+
+class _Poison(Exception):
+    def __init__(self, event: SourcedEvent, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.event, self.cause = event, cause
+
+
+_topics = {OCPP_FRAMES.name: frames_topic, STATIONS.name: stations_topic}
+for c in CONSUMERS:
+    if c.kind == "projection":
+        _projection_agent(c.name, PROJECTIONS[c.name], _topics[c.consumes[0]])
+
+
+@app.page("/healthz")
+async def healthz(web: Any, request: Any) -> Any:
+    return web.json({"status": "alive"})
+
+
+@app.page("/readyz")
+async def readyz(web: Any, request: Any) -> Any:
+    ready = bool(app.consumer.assignment()) if app.consumer else False
+    return web.json({"ready": ready}, status=200 if ready else 503)
+
+
+@app.page("/lag")
+async def lag(web: Any, request: Any) -> Any:
+    from chargeverse.lag import projection_lag
+
+    loop = asyncio.get_running_loop()
+    return web.json(await loop.run_in_executor(None, projection_lag))
+
+
+def main() -> None:
+    app.main()

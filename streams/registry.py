@@ -1,0 +1,31 @@
+"""The event -> processor map: every consumer of every topic, in one place (the topics are in
+chargeverse/topics.py).  `cv flow` prints it; streams/app.py builds its Faust agents from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Consumer:
+    name: str
+    kind: str  # "processor" (emits events) or "projection" (writes a store)
+    consumes: tuple[str, ...]
+    produces: tuple[str, ...]
+    what: str
+
+
+CONSUMERS: tuple[Consumer, ...] = (
+    Consumer("stations", "processor", ("ocpp.frames",), ("stations",),
+             "OCPP frames -> station booted/heartbeat/connector status/online (streams/station_events.py)"),
+    Consumer("pg.stations", "projection", ("stations",), (),
+             "Postgres stations, connectors (PostGIS), charger credentials (projections/postgres/stations.py)"),
+    Consumer("redis.live_status", "projection", ("stations",), (),
+             "Redis live station and connector status (projections/redis_status.py)"),
+    Consumer("mongo.frame_archive", "projection", ("ocpp.frames",), (),
+             "Mongo archive of every OCPP frame (projections/mongo_frames.py)"),
+)
+
+#: projection consumer name -> projections.registry name
+PROJECTIONS = {"pg.stations": "postgres", "redis.live_status": "redis", "mongo.frame_archive": "mongo"}
