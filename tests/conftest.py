@@ -66,3 +66,71 @@ def topics(stack) -> None:  # noqa: ANN001
 def unique() -> str:
     """A short unique suffix so tests sharing the session stack never see each other's data."""
     return uuid.uuid4().hex[:10]
+
+
+# ---- the running platform: the three services as real processes ------------------------------------------------
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import httpx  # noqa: E402
+
+from chargeverse import ROOT  # noqa: E402
+from chargeverse.stack import free_port  # noqa: E402
+
+
+@dataclass
+class Platform:
+    api: str
+    ocpp: str
+    worker: str
+    logs: Path
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not healthy after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def platform(stack, topics, tmp_path_factory) -> Iterator[Platform]:  # noqa: ANN001
+    """`cv run ocpp`, `cv run api` and `cv run worker` against the test stack, on free ports."""
+    from projections.postgres.migrate import connect, migrate
+
+    with connect(get_settings().postgres_dsn.get_secret_value()) as conn:
+        migrate(conn)
+    logs = tmp_path_factory.mktemp("platform-logs")
+    ports = {"ocpp": free_port(), "api": free_port(), "worker": free_port()}
+    env = dict(os.environ, CV_OCPP_PORT=str(ports["ocpp"]), CV_API_PORT=str(ports["api"]),
+               CV_WORKER_WEB_PORT=str(ports["worker"]), CV_WORKER_ID=f"cv-test-{uuid.uuid4().hex[:6]}",
+               CV_OCPP_HEARTBEAT_INTERVAL="60")
+    procs = {}
+    for svc in ("worker", "ocpp", "api"):
+        log = logs / f"{svc}.log"
+        procs[svc] = (subprocess.Popen([sys.executable, "-m", "chargeverse.cli", "run", svc], env=env, cwd=ROOT,
+                                       stdout=open(log, "wb"), stderr=subprocess.STDOUT), log)
+    urls = {"api": f"http://127.0.0.1:{ports['api']}", "ocpp": f"http://127.0.0.1:{ports['ocpp']}",
+            "worker": f"http://127.0.0.1:{ports['worker']}"}
+    try:
+        for svc, (proc, log) in procs.items():
+            _wait_healthy(urls[svc] + "/healthz", proc, log)
+        _wait_healthy(urls["worker"] + "/readyz", procs["worker"][0], procs["worker"][1])
+        yield Platform(urls["api"], f"ws://127.0.0.1:{ports['ocpp']}/ocpp", urls["worker"], logs)
+    finally:
+        for proc, _ in procs.values():
+            proc.terminate()
+        for proc, _ in procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()

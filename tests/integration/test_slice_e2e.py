@@ -1,0 +1,169 @@
+"""The first vertical slice, all real: an OCPP 1.6-J charger (the `ocpp` package's ChargePoint over a WebSocket)
+-> edges/ocpp -> `ocpp.frames` -> Faust stations processor -> `stations` -> Postgres/PostGIS, Redis and Mongo
+projections -> `GET /api/stations`."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pymongo
+import pytest
+import websockets
+from ocpp.v16 import call
+from ocpp.v16.enums import ChargePointStatus, RegistrationStatus
+from websockets.exceptions import InvalidStatus
+
+from chargeverse.kafka import EventProducer
+from chargeverse.settings import get_settings
+from chargeverse.simulator import ChargerSpec, boot, connect, status
+from chargeverse.stations_admin import register
+from chargeverse.tokens import issue
+from support import events, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _register(unique: str, lat: float = 48.8566, lon: float = 2.3522) -> ChargerSpec:
+    sid = f"CP-{unique}"
+    p = EventProducer()
+    secret = register(p, sid, name=f"Test {unique}", operator="TestNet", latitude=lat, longitude=lon,
+                      address="1 Rue de Test, Paris")
+    p.close()
+    return ChargerSpec(sid, secret, lat, lon, f"Test {unique}")
+
+
+def _auth(role: str = "driver") -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue('tester', [role])}"}
+
+
+def _station(platform, sid: str):  # noqa: ANN001, ANN202
+    r = httpx.get(f"{platform.api}/api/stations/{sid}", headers=_auth())
+    return r.json() if r.status_code == 200 else None
+
+
+async def _connect_when_projected(platform, spec):  # noqa: ANN001, ANN202
+    """Registration reaches the edge through the log and the credentials projection: retry the handshake."""
+    import asyncio
+
+    for _ in range(150):
+        try:
+            return await connect(platform.ocpp, spec)
+        except InvalidStatus as exc:
+            assert exc.response.status_code == 401
+            await asyncio.sleep(0.2)
+    raise AssertionError("charger credentials never reached the OCPP edge")
+
+
+async def test_charger_boots_and_its_live_status_is_served_by_the_api(platform, unique) -> None:  # noqa: ANN001
+    spec = _register(unique)
+    ws, cp, task = await _connect_when_projected(platform, spec)
+    try:
+        res = await boot(cp, spec)
+        assert res.status == RegistrationStatus.accepted and res.interval == 60
+        await status(cp, 1, ChargePointStatus.charging)
+        hb = await cp.call(call.Heartbeat())
+        assert hb.current_time
+    finally:
+        task.cancel()
+        await ws.close()
+
+    # every frame, both directions, verbatim on the log
+    frames = events("ocpp.frames", lambda t, r: t == "OcppFrame" and r["charge_point_id"] == spec.station_id)
+    ins = [r for _, r in frames if r["direction"] == "IN"]
+    outs = [r for _, r in frames if r["direction"] == "OUT"]
+    assert [r["action"] for r in ins] == ["BootNotification"] + ["StatusNotification"] * 4 + ["Heartbeat"]
+    assert len(outs) == len(ins) and all(o["message_type_id"] == 3 for o in outs)
+    assert json.loads(ins[0]["raw"])[3]["chargePointVendor"] == spec.vendor
+    assert {o["causation_id"] for o in outs} == {i["event_id"] for i in ins}
+
+    # projections: Postgres (+PostGIS) and Redis through the API
+    def served():  # noqa: ANN202
+        st = _station(platform, spec.station_id)
+        return st if st and st["vendor"] == spec.vendor and st["last_heartbeat_at"] and not st["online"] and \
+            {c["connector_id"]: c["status"] for c in st["connectors"]} == {1: "Charging", 2: "Available"} \
+            else None
+
+    st = wait_for("the station's live status in the API", served)
+    assert st["model"] == spec.model and st["firmware_version"] == "1.0.0"
+    assert (st["latitude"], st["longitude"]) == pytest.approx((spec.latitude, spec.longitude))
+
+    r = httpx.get(f"{platform.api}/api/stations", params={"near": "48.8600,2.3522", "radius": 2000},
+                  headers=_auth())
+    assert r.status_code == 200
+    found = [i for i in r.json()["items"] if i["station_id"] == spec.station_id]
+    assert found and 300 < found[0]["distance_m"] < 450  # 0.0034° of latitude ≈ 378 m
+    far = httpx.get(f"{platform.api}/api/stations", params={"near": "52.37,4.89", "radius": 2000},
+                    headers=_auth()).json()["items"]
+    assert spec.station_id not in [i["station_id"] for i in far]
+
+    # Mongo frame archive
+    s = get_settings()
+    db = pymongo.MongoClient(s.mongo_url.get_secret_value())[s.mongo_db]
+    wait_for("the frame archive", lambda: db.ocpp_frames.count_documents(
+        {"charge_point_id": spec.station_id, "kind": "OcppFrame"}) == len(frames))
+
+
+async def test_search_orders_by_distance_and_paginates(platform, unique) -> None:  # noqa: ANN001
+    specs = [_register(f"{unique}-{i}", lat=-33.86 + 0.001 * i, lon=151.2) for i in range(3)]
+    ids = [s.station_id for s in specs]
+
+    def all_there():  # noqa: ANN202
+        r = httpx.get(f"{platform.api}/api/stations", params={"near": "-33.86,151.2", "radius": 1000},
+                      headers=_auth()).json()["items"]
+        got = [i["station_id"] for i in r if i["station_id"] in ids]
+        return got if len(got) == 3 else None
+
+    assert wait_for("three registered stations", all_there) == ids  # nearest first
+    page2 = httpx.get(f"{platform.api}/api/stations", headers=_auth(),
+                      params={"near": "-33.86,151.2", "radius": 1000, "limit": 1, "offset": 1}).json()
+    assert [i["station_id"] for i in page2["items"]] == [ids[1]]
+
+
+def test_api_refuses_missing_bad_and_unauthorised_tokens(platform) -> None:  # noqa: ANN001
+    url = f"{platform.api}/api/stations?near=1,1"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers={"Authorization": "Bearer nonsense"}).status_code == 401
+    expired = issue("x", ["driver"], ttl_seconds=-10)
+    r = httpx.get(url, headers={"Authorization": f"Bearer {expired}"})
+    assert r.status_code == 401 and "expired" in r.json()["detail"].lower()
+    import jwt
+
+    forged = jwt.encode({"sub": "x", "roles": ["admin"], "exp": 4102444800, "iss": "chargeverse"}, "wrong-key-123456",
+                        algorithm="HS256")
+    assert httpx.get(url, headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    assert httpx.get(url, headers=_auth("driver")).status_code == 200
+
+
+def test_api_answers_bad_queries_with_4xx_and_a_reason(platform) -> None:  # noqa: ANN001
+    h = _auth()
+    r = httpx.get(f"{platform.api}/api/stations", params={"near": "north"}, headers=h)
+    assert r.status_code == 422 and "lat,lon" in r.json()["detail"]
+    r = httpx.get(f"{platform.api}/api/stations", params={"near": "95,0"}, headers=h)
+    assert r.status_code == 422 and "range" in r.json()["detail"]
+    assert httpx.get(f"{platform.api}/api/stations", params={"near": "1,1", "radius": -5}, headers=h).status_code == 422
+    r = httpx.get(f"{platform.api}/api/stations/NOPE-404", headers=h)
+    assert r.status_code == 404 and "NOPE-404" in r.json()["detail"]
+    assert httpx.get(f"{platform.api}/readyz").json()["ready"] is True
+    assert "/api/stations" in httpx.get(f"{platform.api}/openapi.json").json()["paths"]
+
+
+async def test_ocpp_handshake_refuses_unknown_chargers_wrong_secrets_and_other_protocols(platform, unique) -> None:  # noqa: ANN001,E501
+    spec = _register(unique)
+    ws, cp, task = await _connect_when_projected(platform, spec)  # the right secret works
+    task.cancel()
+    await ws.close()
+    for who, secret, proto, code in [
+        (spec.station_id, "wrong-secret-wrong-secret", "ocpp1.6", 401),
+        (f"UNKNOWN-{unique}", spec.secret, "ocpp1.6", 401),
+        (spec.station_id, spec.secret, "ocpp0.9", 400),
+    ]:
+        auth = base64.b64encode(f"{who}:{secret}".encode()).decode()
+        with pytest.raises(InvalidStatus) as exc:
+            await websockets.connect(f"{platform.ocpp}/{who}", subprotocols=[proto],
+                                     additional_headers={"Authorization": f"Basic {auth}"})
+        assert exc.value.response.status_code == code
+    with pytest.raises(InvalidStatus) as exc:  # no credentials at all
+        await websockets.connect(f"{platform.ocpp}/{spec.station_id}", subprotocols=["ocpp1.6"])
+    assert exc.value.response.status_code == 401
