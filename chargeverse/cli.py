@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     sp.set_defaults(fn=lambda a: cmd_token(argparse.Namespace(sub=a.sub, role=a.role or ["driver"], ttl=a.ttl)))
     sp = sub.add_parser("replay", help="rebuild a projection from offset 0")
     sp.add_argument("projection", choices=("postgres", "redis", "mongo"))
-    sp.add_argument("--into", help="namespace to build into (Postgres schema / Redis prefix / Mongo db)")
+    sp.add_argument("--into", help="namespace to build into (Postgres schema / Redis prefix / Mongo collection prefix)")
     sp.add_argument("--check", action="store_true", help="compare the rebuilt checksum with the live one")
     sp.add_argument("--yes", action="store_true", help="allow rebuilding the live projection in place")
     sp.set_defaults(fn=cmd_replay)

@@ -28,12 +28,16 @@ class FrameArchiveProjection:
     name = "mongo.frame_archive"
     topics = ("ocpp.frames",)
 
-    def __init__(self, url: str, db: str) -> None:
+    def __init__(self, url: str, db: str, prefix: str = "") -> None:
+        """`prefix` namespaces the collections (a rebuild writes `<prefix>ocpp_frames` beside the live one).
+        Collections, not databases, because the embedded nx-27017 shares collections across databases."""
         self.client: pymongo.MongoClient = pymongo.MongoClient(url, serverSelectionTimeoutMS=10000, tz_aware=True)
         self.db = self.client[db]
-        self.frames = self.db["ocpp_frames"]
-        self.offsets_col = self.db["projection_offsets"]
+        self.frames = self.db[f"{prefix}ocpp_frames"]
+        self.offsets_col = self.db[f"{prefix}projection_offsets"]
+        # create both collections outside any transaction: nx-27017 cannot commit a transaction that created one
         self.frames.create_index([("charge_point_id", 1), ("occurred_at", 1)])
+        self.offsets_col.create_index([("projection", 1)])
 
     def close(self) -> None:
         self.client.close()

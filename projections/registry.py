@@ -9,7 +9,8 @@ from projections.base import Projection
 
 
 def build(name: str, namespace: str | None = None, settings: Settings | None = None) -> Projection:
-    """The projection `name` writing into `namespace` (Postgres schema, Redis key prefix or Mongo database)."""
+    """The projection `name` writing into `namespace` (Postgres schema, Redis key prefix or Mongo
+    collection prefix)."""
     s = settings or get_settings()
     if name == "postgres":
         from projections.postgres.stations import StationsProjection
@@ -22,7 +23,8 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
     if name == "mongo":
         from projections.mongo_frames import FrameArchiveProjection
 
-        return FrameArchiveProjection(s.mongo_url.get_secret_value(), namespace or s.mongo_db)
+        return FrameArchiveProjection(s.mongo_url.get_secret_value(), s.mongo_db,
+                                      f"{namespace}_" if namespace else "")
     raise KeyError(f"unknown projection {name!r}; known: {', '.join(NAMES)}")
 
 
