@@ -87,6 +87,9 @@ class EventProducer:
             "acks": "all",
             "linger.ms": linger_ms,
             "compression.type": "lz4",
+            # Kafka's (and aiokafka's, hence Faust's) murmur2 key hashing, not librdkafka's CRC32 default: every
+            # writer of a topic must put a key on the same partition, or one aggregate's events lose their order
+            "partitioner": "murmur2_random",
             "message.timeout.ms": 30000,
         })
         cfg.update(extra or {})

@@ -25,6 +25,20 @@ class SourcedEvent:
     record: dict[str, Any]
 
 
+#: the type of a placeholder for a message that went to the dead-letter topic: it writes nothing but advances
+#: the projection's offsets, so a poison message is passed over exactly once and lag can reach zero
+DEAD_LETTERED = "_dead_lettered"
+
+
+def dead_lettered(topic: str, partition: int, offset: int) -> SourcedEvent:
+    return SourcedEvent(topic, partition, offset, DEAD_LETTERED, {})
+
+
+def real(events: Sequence[SourcedEvent]) -> list[SourcedEvent]:
+    """The events that carry data (not dead-letter placeholders)."""
+    return [e for e in events if e.type != DEAD_LETTERED]
+
+
 class Projection(Protocol):
     #: stable name; the key of its offsets
     name: str

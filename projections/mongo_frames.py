@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import pymongo
 from pymongo import ReplaceOne
 
-from projections.base import SourcedEvent, advanced, unseen
+from projections.base import SourcedEvent, advanced, real, unseen
 
 
 def frame_document(e: SourcedEvent) -> dict[str, Any]:
@@ -53,8 +53,10 @@ class FrameArchiveProjection:
             new = unseen(events, self.offsets(s))
             if not new:
                 return 0
-            self.frames.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True)
-                                    for d in map(frame_document, new)], ordered=True, session=s)
+            docs = [frame_document(e) for e in real(new)]
+            if docs:
+                self.frames.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=True,
+                                       session=s)
             for (t, p), o in advanced(new).items():
                 self.offsets_col.replace_one(
                     {"_id": f"{self.name}:{t}:{p}"},

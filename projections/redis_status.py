@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import redis
 
-from projections.base import SourcedEvent, advanced, unseen
+from projections.base import SourcedEvent, advanced, real, unseen
 from projections.station_fold import fold
 
 LIVE_STATION_FIELDS = ("online", "edge_instance", "last_heartbeat_at", "boot_status", "updated_at")
@@ -61,7 +61,7 @@ class LiveStatusProjection:
             if not new:
                 pipe.unwatch()
                 return 0
-            patches = fold(new)
+            patches = fold(real(new))
             pipe.multi()
             for sid, cols in patches.stations.items():
                 live = {k: _text(cols[k]) for k in LIVE_STATION_FIELDS if k in cols}

@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from chargeverse.avro import Codec, DecodeError, default_codec
 from chargeverse.kafka import EventProducer, base_config, send_dead_letter
-from projections.base import Projection, SourcedEvent
+from projections.base import Projection, SourcedEvent, dead_lettered
 
 
 @dataclass
@@ -70,6 +70,7 @@ def replay(projection: Projection, *, from_start: bool = True, batch: int = 5000
                     events.append(SourcedEvent(m.topic(), m.partition(), m.offset(), etype, rec))
                 except DecodeError as exc:
                     stats.dead_letters += 1
+                    events.append(dead_lettered(m.topic(), m.partition(), m.offset()))
                     if producer is not None:
                         send_dead_letter(producer, consumer=f"replay:{projection.name}", topic=m.topic(),
                                          partition=m.partition(), offset=m.offset(), key=m.key(), value=m.value(),

@@ -20,7 +20,7 @@ from chargeverse.avro import DecodeError, default_codec
 from chargeverse.kafka import EventProducer, dead_letter_record
 from chargeverse.settings import get_settings
 from chargeverse.topics import DEADLETTER, OCPP_FRAMES, STATIONS
-from projections.base import Projection, SourcedEvent
+from projections.base import Projection, SourcedEvent, dead_lettered
 from projections.registry import build
 from streams.registry import CONSUMERS, PROJECTIONS
 from streams.station_events import translate
@@ -109,19 +109,31 @@ def _projection_agent(consumer_name: str, proj_name: str, topic: Any) -> None:
             holder["p"] = build(proj_name)
         return holder["p"]
 
-    async def apply(events: Sequence[SourcedEvent]) -> None:
+    async def run(events: Sequence[SourcedEvent]) -> None:
+        """Apply, waiting out store outages: an unreachable store is never a reason to dead-letter an event."""
         loop = asyncio.get_running_loop()
+        delay = 0.5
+        while True:
+            try:
+                await loop.run_in_executor(None, projection().apply, events)
+                return
+            except TRANSIENT as exc:
+                log.warning("%s: store unavailable (%s); retrying in %.1fs", consumer_name, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def apply(events: Sequence[SourcedEvent]) -> None:
         try:
-            await loop.run_in_executor(None, projection().apply, events)
+            await run(events)
             return
-        except Exception as exc:  # find the poison event(s): one at a time, with retries
+        except Exception as exc:  # noqa: BLE001 - find the poison event(s): one at a time, with retries
             log.warning("%s: batch failed (%s); applying one by one", consumer_name, exc)
         for e in events:
             for attempt in range(3):
                 try:
-                    await loop.run_in_executor(None, projection().apply, [e])
+                    await run([e])
                     break
-                except Exception as exc:  # noqa: BLE001 - any store error counts as a failure to apply
+                except Exception as exc:  # noqa: BLE001 - the store answers but refuses this event
                     if attempt == 2:
                         raise _Poison(e, exc) from exc
                     await asyncio.sleep(0.2 * (attempt + 1))
@@ -136,6 +148,7 @@ def _projection_agent(consumer_name: str, proj_name: str, topic: Any) -> None:
                     etype, rec = codec.decode(ev.value)
                 except DecodeError as exc:
                     await dead_letter(consumer_name, ev, str(exc))
+                    events.append(dead_lettered(m.topic, m.partition, m.offset))
                     continue
                 events.append(SourcedEvent(m.topic, m.partition, m.offset, etype, rec))
                 raw_by_offset[(m.topic, m.partition, m.offset)] = ev
@@ -146,10 +159,23 @@ def _projection_agent(consumer_name: str, proj_name: str, topic: Any) -> None:
                 except _Poison as p:
                     ev = raw_by_offset[(p.event.topic, p.event.partition, p.event.offset)]
                     await dead_letter(consumer_name, ev, f"{type(p.cause).__name__}: {p.cause}")
-                    events = [e for e in events if e is not p.event]  # applied ones are skipped by offset
+                    # applied ones are skipped by offset; the poison one is passed over by its placeholder
+                    events = [dead_lettered(e.topic, e.partition, e.offset) if e is p.event else e for e in events]
 
     agent.__name__ = consumer_name.replace(".", "_")
     app.agent(topic, name=consumer_name)(agent)
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    import psycopg
+    import pymongo.errors
+    import redis.exceptions
+
+    return (psycopg.OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+            pymongo.errors.ConnectionFailure, pymongo.errors.ServerSelectionTimeoutError)
+
+
+TRANSIENT = _transient_errors()
 
 
 class _Poison(Exception):

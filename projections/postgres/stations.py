@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import psycopg
 from psycopg import sql
 
-from projections.base import SourcedEvent, advanced, unseen
+from projections.base import SourcedEvent, advanced, real, unseen
 from projections.postgres.migrate import connect, migrate
 from projections.station_fold import fold
 
@@ -38,9 +38,14 @@ class StationsProjection:
         return {(t, p): o for t, p, o in rows}
 
     # ---- apply -----------------------------------------------------------------------------------------------
+    def _reconnect_if_broken(self) -> None:
+        if self.conn.closed or self.conn.broken:
+            self.conn = connect(self.dsn, self.schema)
+
     def apply(self, events: Sequence[SourcedEvent]) -> int:
         if not events:
             return 0
+        self._reconnect_if_broken()
         with self.conn.transaction():
             rows = self.conn.execute(
                 "SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = %s FOR UPDATE",
@@ -48,7 +53,7 @@ class StationsProjection:
             new = unseen(events, {(t, p): o for t, p, o in rows})
             if not new:
                 return 0
-            patches = fold(new)
+            patches = fold(real(new))
             cur = self.conn.cursor()
             for cols, values in _grouped(patches.stations, ("station_id",)):
                 cur.executemany(_upsert_sql("stations", ("station_id",), cols), values)

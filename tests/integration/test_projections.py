@@ -69,13 +69,30 @@ def test_replay_into_an_empty_namespace_equals_the_live_projection(platform, uni
     copy = build(name, ns)
     stats = replay(copy)
     assert stats.applied > 0 and stats.dead_letters >= 0
-    assert copy.checksum() == live.checksum()
+    assert copy.checksum() == live.checksum(), _diff(name, ns)
     # the same events again change nothing (stored offsets skip them) ...
     again = replay(copy)
     assert again.applied == 0 and copy.checksum() == live.checksum()
     # ... and a different state would be noticed: the checksum is not a constant
     copy.reset()
     assert copy.checksum() != live.checksum()
+
+
+def _diff(name: str, ns: str) -> str:
+    """What differs, for the failure message (Postgres only)."""
+    if name != "postgres":
+        return ""
+    import psycopg
+
+    from chargeverse.settings import get_settings
+
+    out = []
+    with psycopg.connect(get_settings().postgres_dsn.get_secret_value()) as conn:
+        for table in ("stations", "connectors", "charge_point_credentials"):
+            for a, b in (("public", ns), (ns, "public")):
+                rows = conn.execute(f"SELECT * FROM {a}.{table} EXCEPT SELECT * FROM {b}.{table}").fetchall()
+                out.append(f"{table} only in {a}: {rows[:5]}")
+    return "\n".join(out)
 
 
 def test_feeding_the_same_batch_twice_applies_it_once(stack, topics, unique) -> None:  # noqa: ANN001
