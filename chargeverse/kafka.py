@@ -149,6 +149,10 @@ class EventProducer:
             raise result[0]
         return result[0]
 
+    def list_topics(self, timeout: float = 5.0) -> Any:
+        """Broker metadata (raises when the broker is unreachable): a readiness probe."""
+        return self._p.list_topics(timeout=timeout)
+
     def flush(self, timeout: float = 30.0) -> int:
         return self._p.flush(timeout)
 

@@ -51,8 +51,12 @@ class OcppEdge:
     # ---- handshake ---------------------------------------------------------------------------------------------
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
-        if path in ("/healthz", "/readyz"):
-            return connection.respond(HTTPStatus.OK, "ok\n")
+        if path == "/healthz":
+            return connection.respond(HTTPStatus.OK, "alive\n")
+        if path == "/readyz":
+            problems = await self.readiness()
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE if problems else HTTPStatus.OK,
+                                      ("not ready: " + "; ".join(problems) if problems else "ready") + "\n")
         if not path.startswith(PATH_PREFIX) or len(path) <= len(PATH_PREFIX):
             return connection.respond(HTTPStatus.NOT_FOUND, "use /ocpp/{chargePointId}\n")
         cp_id = unquote(path[len(PATH_PREFIX):])
@@ -69,6 +73,21 @@ class OcppEdge:
             resp.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
             return resp
         return None
+
+    async def readiness(self) -> list[str]:
+        """What stops this edge from serving: the log or the credentials store unreachable."""
+        problems = []
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, lambda: self.producer.list_topics(timeout=2))
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            problems.append(f"kafka: {type(exc).__name__}")
+        try:
+            async with self.credentials.pool.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"postgres: {type(exc).__name__}")
+        return problems
 
     # ---- connection --------------------------------------------------------------------------------------------
     async def handler(self, ws: ServerConnection) -> None:

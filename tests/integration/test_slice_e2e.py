@@ -146,6 +146,7 @@ def test_api_answers_bad_queries_with_4xx_and_a_reason(platform) -> None:  # noq
     r = httpx.get(f"{platform.api}/api/stations/NOPE-404", headers=h)
     assert r.status_code == 404 and "NOPE-404" in r.json()["detail"]
     assert httpx.get(f"{platform.api}/readyz").json()["ready"] is True
+    assert httpx.get(f"{platform.ocpp.replace('ws://', 'http://').rsplit('/ocpp', 1)[0]}/readyz").text == "ready\n"
     assert "/api/stations" in httpx.get(f"{platform.api}/openapi.json").json()["paths"]
 
 
