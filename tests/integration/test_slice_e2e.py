@@ -130,7 +130,7 @@ def test_api_refuses_missing_bad_and_unauthorised_tokens(platform) -> None:  # n
     assert r.status_code == 401 and "expired" in r.json()["detail"].lower()
     import jwt
 
-    forged = jwt.encode({"sub": "x", "roles": ["admin"], "exp": 4102444800, "iss": "chargeverse"}, "wrong-key-123456",
+    forged = jwt.encode({"sub": "x", "roles": ["admin"], "exp": 4102444800, "iss": "chargeverse"}, "a-wrong-key-of-the-right-length-123456",
                         algorithm="HS256")
     assert httpx.get(url, headers={"Authorization": f"Bearer {forged}"}).status_code == 401
     assert httpx.get(url, headers=_auth("driver")).status_code == 200
