@@ -12,6 +12,7 @@ it answers are published as OUT frames for the processors.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -202,6 +203,11 @@ class OcppEdge:
 async def run(settings: Settings | None = None) -> None:
     edge = OcppEdge(settings)
     await edge.start()
+    # Cyclic-GC pauses, not CPU, dominate tail latency with thousands of sockets (DESIGN.md §5): keep start-up
+    # objects out of every collection and collect young objects less often.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     log.info("OCPP edge on ws://%s:%s/ocpp/{id}", edge.settings.ocpp_host, edge.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
