@@ -52,7 +52,10 @@ app = faust.App(
 
 frames_topic = app.topic(OCPP_FRAMES.name, partitions=OCPP_FRAMES.partitions, internal=False)
 stations_topic = app.topic(STATIONS.name, partitions=STATIONS.partitions, internal=False)
-boot_requests = app.Table("boot-requests", default=None, partitions=OCPP_FRAMES.partitions)
+#: charge point id -> its last BootNotification request (raw JSON); bytes in and out, so the changelog restores
+#: exactly what was written (a json-typed table cannot read raw keys back)
+boot_requests = app.Table("boot-requests", default=None, partitions=OCPP_FRAMES.partitions, key_type=bytes,
+                          value_type=bytes)
 
 _producer: EventProducer | None = None
 

@@ -86,6 +86,20 @@ class Platform:
     ocpp: str
     worker: str
     logs: Path
+    procs: dict
+    env: dict
+
+    def restart(self, svc: str) -> None:
+        """Stop a service cleanly (SIGTERM) and start it again; wait until it is ready."""
+        proc, log = self.procs[svc]
+        proc.terminate()
+        proc.wait(60)
+        with open(log, "ab") as out:
+            new = subprocess.Popen([sys.executable, "-m", "chargeverse.cli", "run", svc], env=self.env, cwd=ROOT,
+                                   stdout=out, stderr=subprocess.STDOUT)
+        self.procs[svc] = (new, log)
+        url = {"api": self.api, "worker": self.worker}.get(svc) or self.ocpp.replace("ws://", "http://")[:-5]
+        _wait_healthy(url + ("/readyz" if svc == "worker" else "/healthz"), new, log)
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
@@ -125,7 +139,8 @@ def platform(stack, topics, tmp_path_factory) -> Iterator[Platform]:  # noqa: AN
         for svc, (proc, log) in procs.items():
             _wait_healthy(urls[svc] + "/healthz", proc, log)
         _wait_healthy(urls["worker"] + "/readyz", procs["worker"][0], procs["worker"][1])
-        yield Platform(urls["api"], f"ws://127.0.0.1:{ports['ocpp']}/ocpp", urls["worker"], logs)
+        plat = Platform(urls["api"], f"ws://127.0.0.1:{ports['ocpp']}/ocpp", urls["worker"], logs, procs, env)
+        yield plat
     finally:
         for proc, _ in procs.values():
             proc.terminate()

@@ -168,3 +168,22 @@ async def test_ocpp_handshake_refuses_unknown_chargers_wrong_secrets_and_other_p
     with pytest.raises(InvalidStatus) as exc:  # no credentials at all
         await websockets.connect(f"{platform.ocpp}/{spec.station_id}", subprotocols=["ocpp1.6"])
     assert exc.value.response.status_code == 401
+
+
+async def test_a_restarted_worker_restores_its_table_and_carries_on(platform, unique) -> None:  # noqa: ANN001
+    """The boot-requests table has entries (earlier tests booted chargers); the worker must restore it from its
+    changelog and go on processing, and a boot answered before the restart is joined after it."""
+    spec = _register(unique)
+    ws, cp, task = await _connect_when_projected(platform, spec)
+    try:
+        await boot(cp, spec)
+        platform.restart("worker")
+        hb = await cp.call(call.Heartbeat())
+        assert hb.current_time
+    finally:
+        task.cancel()
+        await ws.close()
+    st = wait_for("the station booted before the restart, projected after it",
+                  lambda: (s := _station(platform, spec.station_id)) and s["vendor"] == spec.vendor
+                  and s["last_heartbeat_at"] and s)
+    assert st["model"] == spec.model
