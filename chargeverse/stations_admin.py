@@ -7,7 +7,7 @@ from typing import Any
 
 from chargeverse.events import envelope
 from chargeverse.kafka import EventProducer
-from chargeverse.passwords import hash_secret
+from chargeverse.passwords import hash_machine_secret
 from chargeverse.topics import STATIONS
 
 
@@ -26,7 +26,7 @@ def registration(station_id: str, *, name: str, operator: str, latitude: float, 
                address=address, own=own, security_profile=security_profile,
                connectors=connectors or [{"connector_id": 1, "standard": "IEC_62196_T2", "max_power_kw": 22.0},
                                          {"connector_id": 2, "standard": "IEC_62196_T2", "max_power_kw": 22.0}],
-               password_hash=hash_secret(secret) if security_profile in (1, 2) else None)
+               password_hash=hash_machine_secret(secret) if security_profile in (1, 2) else None)
     return rec, secret
 
 
