@@ -131,7 +131,7 @@ class Codec:
             buf.write(CONFLUENT_MAGIC)
             buf.write(struct.pack(">I", self.registry.id_for(ws.raw["namespace"] + "." + ws.name, ws.raw)))
         try:
-            fastavro.schemaless_writer(buf, ws.parsed, record, strict=True)
+            fastavro.schemaless_writer(buf, ws.parsed, record, strict_allow_default=True)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise EncodeError(f"{event_type}: {exc}") from exc
         return buf.getvalue()

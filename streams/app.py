@@ -52,11 +52,6 @@ app = faust.App(
 
 frames_topic = app.topic(OCPP_FRAMES.name, partitions=OCPP_FRAMES.partitions, internal=False)
 stations_topic = app.topic(STATIONS.name, partitions=STATIONS.partitions, internal=False)
-#: charge point id -> its last BootNotification request (raw JSON); bytes in and out, so the changelog restores
-#: exactly what was written (a json-typed table cannot read raw keys back)
-boot_requests = app.Table("boot-requests", default=None, partitions=OCPP_FRAMES.partitions, key_type=bytes,
-                          value_type=bytes)
-
 _producer: EventProducer | None = None
 
 
@@ -75,33 +70,22 @@ async def dead_letter(consumer: str, event: Any, error: str) -> None:
     await producer().publish(DEADLETTER.name, consumer, "DeadLetter", rec)
 
 
-class _BootTable:
-    """The Faust table seen through a str->str mapping (keys and values are stored raw)."""
-
-    def get(self, key: str, default: Any = None) -> Any:
-        v = boot_requests.get(key.encode())
-        return v.decode() if v else default
-
-    def __setitem__(self, key: str, value: str) -> None:
-        boot_requests[key.encode()] = value.encode()
-
-
 @app.agent(frames_topic, name="stations")
 async def stations_processor(stream: Any) -> None:
-    table = _BootTable()
-    async for event in stream.events():
-        try:
-            etype, rec = codec.decode(event.value)
-        except DecodeError as exc:
-            await dead_letter("stations", event, str(exc))
-            continue
-        try:
-            outs = translate(etype, rec, table)  # type: ignore[arg-type]
-        except (KeyError, ValueError, TypeError, IndexError) as exc:
-            await dead_letter("stations", event, f"{type(exc).__name__}: {exc}")
-            continue
-        for out_type, key, out in outs:
-            await stations_topic.send(key=key.encode(), value=codec.encode(out_type, out))
+    """OCPP frames -> `stations` events, in batches (the translation is stateless)."""
+    async for batch in stream.take_events(2000, within=0.02):
+        for event in batch:
+            try:
+                etype, rec = codec.decode(event.value)
+                outs = translate(etype, rec)
+            except DecodeError as exc:
+                await dead_letter("stations", event, str(exc))
+                continue
+            except (KeyError, ValueError, TypeError, IndexError) as exc:
+                await dead_letter("stations", event, f"{type(exc).__name__}: {exc}")
+                continue
+            for out_type, key, out in outs:
+                await stations_topic.send(key=key.encode(), value=codec.encode(out_type, out))
 
 
 def _projection_agent(consumer_name: str, proj_name: str, topic: Any) -> None:

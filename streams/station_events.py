@@ -5,15 +5,16 @@ Guarantees:
   station's events come out in the order its frames went in.
 - Idempotence: every output event id is derived from the input event id (events.derive), so re-processing after a
   crash re-emits identical ids, and sinks drop the duplicates.
-- What the charger was told: StationBooted is built from our BootNotification CALLRESULT (the OUT frame) joined
-  with the charger's request (the IN frame before it), so replay sees exactly the status and interval answered.
+- What the charger was told: StationBooted is built from our BootNotification CALLRESULT (the OUT frame), which
+  carries the request it answers (`answers`), so replay sees exactly the status and interval answered.
+- Stateless: every output depends on one input event only, so it processes in batches and scales by partition.
 - It never emits for invalid frames: those stay on `ocpp.frames` (flagged) for the operator.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, MutableMapping
+from typing import Any
 
 from chargeverse.events import derive
 
@@ -22,12 +23,8 @@ SOURCE = "streams.stations"
 Out = tuple[str, str, dict[str, Any]]  # (event type, key, record)
 
 
-def translate(etype: str, rec: dict[str, Any], boot_requests: MutableMapping[str, str]) -> list[Out]:
-    """The `stations` events caused by one `ocpp.frames` event.
-
-    `boot_requests` maps charge point id -> the raw payload of its last BootNotification CALL (a Faust table in
-    production, a dict in tests).
-    """
+def translate(etype: str, rec: dict[str, Any]) -> list[Out]:
+    """The `stations` events caused by one `ocpp.frames` event."""
     cp = rec["charge_point_id"]
     if etype == "OcppConnection":
         return [("StationConnectionChanged", cp, derive(
@@ -38,9 +35,6 @@ def translate(etype: str, rec: dict[str, Any], boot_requests: MutableMapping[str
     msg = json.loads(rec["raw"])
     if rec["direction"] == "IN" and rec["message_type_id"] == 2:
         action, payload = msg[2], msg[3]
-        if action == "BootNotification":
-            boot_requests[cp] = json.dumps(payload)
-            return []
         if action == "Heartbeat":
             return [("StationHeartbeat", cp, derive(rec, tag="heartbeat", source=SOURCE, station_id=cp))]
         if action == "StatusNotification":
@@ -50,7 +44,7 @@ def translate(etype: str, rec: dict[str, Any], boot_requests: MutableMapping[str
                 vendor_error_code=payload.get("vendorErrorCode")))]
         return []
     if rec["direction"] == "OUT" and rec["message_type_id"] == 3 and rec["action"] == "BootNotification":
-        request = json.loads(boot_requests.get(cp) or "{}")
+        request = json.loads(rec["answers"])[3] if rec.get("answers") else {}
         answer = msg[2]
         return [("StationBooted", cp, derive(
             rec, tag="booted", source=SOURCE, station_id=cp, vendor=request.get("chargePointVendor", ""),

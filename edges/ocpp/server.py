@@ -149,7 +149,7 @@ class OcppEdge:
         rec = envelope(source=self.source, correlation_id=conn_id)
         rec.update(charge_point_id=cp_id, direction=direction, ocpp_version=SUBPROTOCOL, connection_id=conn_id,
                    raw=raw, message_type_id=None, message_id=None, action=None, valid=True, error_code=None,
-                   error_description=None)
+                   error_description=None, answers=None)
         rec.update(fields)
         return rec
 
@@ -170,7 +170,8 @@ class OcppEdge:
         await ws.send(reply)
         out_rec = self._frame_record(
             cp_id, conn_id, "OUT", reply, message_type_id=4 if reply.startswith("[4") else 3,
-            message_id=fields["message_id"], action=fields["action"])
+            message_id=fields["message_id"], action=fields["action"],
+            answers=raw if fields["message_type_id"] == framing.CALL else None)
         out_rec["causation_id"] = in_rec["event_id"]
         try:
             await self.producer.publish(OCPP_FRAMES.name, cp_id, "OcppFrame", out_rec)

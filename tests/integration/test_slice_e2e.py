@@ -77,6 +77,7 @@ async def test_charger_boots_and_its_live_status_is_served_by_the_api(platform, 
     assert len(outs) == len(ins) and all(o["message_type_id"] == 3 for o in outs)
     assert json.loads(ins[0]["raw"])[3]["chargePointVendor"] == spec.vendor
     assert {o["causation_id"] for o in outs} == {i["event_id"] for i in ins}
+    assert [o["answers"] for o in outs] == [i["raw"] for i in ins]  # each result carries the call it answers
 
     # projections: Postgres (+PostGIS) and Redis through the API
     def served():  # noqa: ANN202
@@ -170,9 +171,9 @@ async def test_ocpp_handshake_refuses_unknown_chargers_wrong_secrets_and_other_p
     assert exc.value.response.status_code == 401
 
 
-async def test_a_restarted_worker_restores_its_table_and_carries_on(platform, unique) -> None:  # noqa: ANN001
-    """The boot-requests table has entries (earlier tests booted chargers); the worker must restore it from its
-    changelog and go on processing, and a boot answered before the restart is joined after it."""
+async def test_a_restarted_worker_resumes_and_carries_on(platform, unique) -> None:  # noqa: ANN001
+    """A worker stopped and started again resumes from its committed offsets and goes on processing: a boot
+    answered just before the restart is projected after it."""
     spec = _register(unique)
     ws, cp, task = await _connect_when_projected(platform, spec)
     try:

@@ -136,3 +136,12 @@ def test_derived_events_have_stable_ids_and_keep_the_causal_chain() -> None:
     assert a == b  # re-processing re-emits the identical event
     assert a["causation_id"] == cause["event_id"] and a["correlation_id"] == cause["correlation_id"]
     assert derive(cause, tag="y", source="p")["event_id"] != a["event_id"]
+
+
+def test_unknown_fields_are_refused_and_missing_defaulted_fields_take_their_default() -> None:
+    codec = Codec()
+    rec = _heartbeat()
+    with pytest.raises(EncodeError, match="more fields"):
+        codec.encode("StationHeartbeat", {**rec, "bogus": 1})
+    del rec["causation_id"]  # has a default (null)
+    assert codec.decode(codec.encode("StationHeartbeat", rec))[1]["causation_id"] is None

@@ -11,22 +11,22 @@ from projections.station_fold import fold
 from streams.station_events import translate
 
 
-def frame(direction: str, raw: list, *, valid: bool = True, action: str | None = None) -> dict:
+def frame(direction: str, raw: list, *, valid: bool = True, action: str | None = None,
+          answers: str | None = None) -> dict:
     rec = envelope(source="edge", correlation_id="conn")
     rec.update(charge_point_id="CP-1", direction=direction, ocpp_version="ocpp1.6", connection_id="conn",
                message_type_id=raw[0], message_id=raw[1], action=action or (raw[2] if raw[0] == 2 else None),
-               raw=json.dumps(raw), valid=valid, error_code=None, error_description=None)
+               raw=json.dumps(raw), valid=valid, error_code=None, error_description=None, answers=answers)
     return rec
 
 
 def test_boot_becomes_station_booted_with_what_the_charger_was_told() -> None:
-    table: dict[str, str] = {}
     req = frame("IN", [2, "1", "BootNotification", {"chargePointVendor": "ACME", "chargePointModel": "X1",
                                                     "firmwareVersion": "9"}])
-    assert translate("OcppFrame", req, table) == []
+    assert translate("OcppFrame", req) == []
     res = frame("OUT", [3, "1", {"status": "Accepted", "currentTime": "t", "interval": 120}],
-                action="BootNotification")
-    [(etype, key, rec)] = translate("OcppFrame", res, table)
+                action="BootNotification", answers=req["raw"])
+    [(etype, key, rec)] = translate("OcppFrame", res)
     assert (etype, key) == ("StationBooted", "CP-1")
     assert (rec["vendor"], rec["model"], rec["firmware_version"], rec["status"], rec["interval"]) == (
         "ACME", "X1", "9", "Accepted", 120)
@@ -36,27 +36,27 @@ def test_boot_becomes_station_booted_with_what_the_charger_was_told() -> None:
 def test_status_and_heartbeat_and_connection_translate() -> None:
     st = frame("IN", [2, "2", "StatusNotification", {"connectorId": 2, "errorCode": "NoError",
                                                      "status": "Charging", "info": "hi"}])
-    [(etype, _, rec)] = translate("OcppFrame", st, {})
+    [(etype, _, rec)] = translate("OcppFrame", st)
     assert etype == "ConnectorStatusChanged" and rec["connector_id"] == 2 and rec["status"] == "Charging"
-    [(etype, _, _)] = translate("OcppFrame", frame("IN", [2, "3", "Heartbeat", {}]), {})
+    [(etype, _, _)] = translate("OcppFrame", frame("IN", [2, "3", "Heartbeat", {}]))
     assert etype == "StationHeartbeat"
     conn = envelope(source="edge", correlation_id="conn")
     conn.update(charge_point_id="CP-1", connection_id="conn", state="DISCONNECTED", ocpp_version="ocpp1.6",
                 edge_instance="e1", remote_address=None, close_code=1006, security_profile=1)
-    [(etype, _, rec)] = translate("OcppConnection", conn, {})
+    [(etype, _, rec)] = translate("OcppConnection", conn)
     assert etype == "StationConnectionChanged" and rec["online"] is False
 
 
 def test_invalid_frames_and_errors_produce_nothing() -> None:
     bad = frame("IN", [2, "4", "Heartbeat", {}], valid=False)
-    assert translate("OcppFrame", bad, {}) == []
+    assert translate("OcppFrame", bad) == []
     err = frame("OUT", [4, "5", "ProtocolError", "x", {}], action="Heartbeat")
-    assert translate("OcppFrame", err, {}) == []
+    assert translate("OcppFrame", err) == []
 
 
 def test_retranslation_is_identical() -> None:
     hb = frame("IN", [2, "3", "Heartbeat", {}])
-    assert translate("OcppFrame", hb, {}) == translate("OcppFrame", hb, {})
+    assert translate("OcppFrame", hb) == translate("OcppFrame", hb)
 
 
 def _ev(offset: int, etype: str, **payload) -> SourcedEvent:  # noqa: ANN003
