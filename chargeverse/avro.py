@@ -22,9 +22,7 @@ from typing import Any, Protocol
 import fastavro
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
-from chargeverse import ROOT
-
-SCHEMA_DIR = ROOT / "schemas" / "avro"
+from schemas import AVRO_DIR as SCHEMA_DIR
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
 

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     # the log
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_session_timeout_ms: int = 6000
+    #: replication of topics the worker creates itself (Faust's internal topics); 3 on a production cluster
+    kafka_replication_factor: int = 1
     #: when set, events are framed in the Confluent wire format against this registry instead of Avro
     #: single-object encoding
     schema_registry_url: str | None = None
@@ -56,6 +58,7 @@ class Settings(BaseSettings):
     jwt_issuer: str = "chargeverse"
 
     # the stream processors
+    worker_web_host: str = "127.0.0.1"
     worker_web_port: int = 6066
     worker_id: str = "chargeverse-worker"
 

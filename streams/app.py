@@ -35,7 +35,7 @@ app = faust.App(
     store="memory://",
     value_serializer="raw",
     key_serializer="raw",
-    web_host="127.0.0.1",
+    web_host=settings.worker_web_host,
     web_port=settings.worker_web_port,
     broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
     broker_heartbeat_interval=1.0,
@@ -46,7 +46,7 @@ app = faust.App(
     consumer_auto_offset_reset="earliest",
     topic_disable_leader=True,
     table_standby_replicas=0,
-    topic_replication_factor=1,
+    topic_replication_factor=settings.kafka_replication_factor,
     web_enabled=True,
 )
 
