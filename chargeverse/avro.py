@@ -67,7 +67,7 @@ class SchemaStore:
     @staticmethod
     def _load(path: Path) -> WriterSchema:
         raw = json.loads(path.read_text())
-        parsed = parse_schema(raw, _write_hint=False)
+        parsed = parse_schema(raw)  # keeps fastavro's parsed marker: no re-parse per call
         name = raw["name"].rsplit(".", 1)[-1]
         return WriterSchema(name, raw, parsed, schema_fingerprint(raw))
 
@@ -146,7 +146,7 @@ class Codec:
             if schema_id not in self._registry_writers:
                 raw = self.registry.schema_for(schema_id)
                 self._registry_writers[schema_id] = WriterSchema(
-                    raw["name"].rsplit(".", 1)[-1], raw, parse_schema(raw, _write_hint=False),
+                    raw["name"].rsplit(".", 1)[-1], raw, parse_schema(raw),
                     schema_fingerprint(raw))
             return self._registry_writers[schema_id], 5
         raise DecodeError(f"not a chargeverse event: starts {data[:10].hex() or 'empty'}")

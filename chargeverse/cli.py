@@ -21,6 +21,20 @@ from chargeverse import ROOT
 SERVICES = ("ocpp", "api", "worker")
 
 
+def _processes() -> list[tuple[str, list[str], dict[str, str], str]]:
+    """(name, `cv` arguments, extra env, health URL) of every background service `cv up` runs."""
+    from streams.registry import GROUPS
+
+    s = _settings()
+    out = [("ocpp", ["run", "ocpp"], {}, f"http://{s.ocpp_host}:{s.ocpp_port}/healthz"),
+           ("api", ["run", "api"], {}, f"http://{s.api_host}:{s.api_port}/healthz")]
+    for i, g in enumerate(GROUPS):
+        port = s.worker_web_port + i
+        out.append((f"worker-{g}", ["run", "worker", "--group", g], {"CV_WORKER_WEB_PORT": str(port)},
+                    f"http://127.0.0.1:{port}/healthz"))
+    return out
+
+
 def _settings():  # noqa: ANN202 - imported late so `cv stack up` works before the env file exists
     from chargeverse.settings import get_settings
 
@@ -101,6 +115,9 @@ def cmd_run(a: argparse.Namespace) -> int:
         s = _settings()
         uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level="info")
     elif a.service == "worker":
+        if a.group:
+            os.environ["CV_WORKER_GROUP"] = a.group
+            _settings()
         from streams.app import app
 
         sys.argv = ["cv", "worker", "--loglevel", "INFO"]
@@ -114,10 +131,10 @@ def _run_dir() -> Path:
     return d
 
 
-def _spawn(name: str, argv: list[str]) -> int:
+def _spawn(name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
     log = open(_run_dir() / f"{name}.log", "ab")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, cwd=ROOT)
+                            start_new_session=True, cwd=ROOT, env=dict(os.environ, **(env or {})))
     (_run_dir() / f"{name}.pid").write_text(str(proc.pid))
     return proc.pid
 
@@ -144,15 +161,13 @@ def cmd_up(a: argparse.Namespace) -> int:
     cmd_topics(argparse.Namespace(action="create"))
     cmd_db(argparse.Namespace(schema="public"))
     exe = [sys.executable, "-m", "chargeverse.cli"]
-    for svc in SERVICES:
-        pid_file = _run_dir() / f"{svc}.pid"
+    procs = _processes()
+    for name, args, env, _ in procs:
+        pid_file = _run_dir() / f"{name}.pid"
         if pid_file.exists() and _alive(int(pid_file.read_text())):
             continue
-        _spawn(svc, [*exe, "run", svc])
-    checks = {"api": f"http://{s.api_host}:{s.api_port}/healthz",
-              "ocpp": f"http://{s.ocpp_host}:{s.ocpp_port}/healthz",
-              "worker": f"http://127.0.0.1:{s.worker_web_port}/healthz"}
-    for svc, url in checks.items():
+        _spawn(name, [*exe, *args], env)
+    for svc, _, _, url in procs:
         if not _wait_http(url, 90):
             print(f"{svc} did not become healthy; see {_run_dir() / (svc + '.log')}", file=sys.stderr)
             return 1
@@ -183,7 +198,7 @@ def _alive(pid: int) -> bool:
 
 
 def cmd_down(a: argparse.Namespace) -> int:
-    for name in ("demo", *reversed(SERVICES)):
+    for name in ("demo", *reversed([p[0] for p in _processes()]), *SERVICES):
         f = _run_dir() / f"{name}.pid"
         if not f.exists():
             continue
@@ -377,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.set_defaults(fn=cmd_flow)
     sp = sub.add_parser("run", help="run one service in the foreground")
     sp.add_argument("service", choices=SERVICES)
+    sp.add_argument("--group", choices=("processors", "projections", "archive"),
+                    help="worker only: which consumer group to run (default: CV_WORKER_GROUP)")
     sp.set_defaults(fn=cmd_run)
     sp = sub.add_parser("up", help="start the stack and every service in the background")
     sp.add_argument("--demo", type=int, default=0, metavar="N", help="also run N simulated chargers")

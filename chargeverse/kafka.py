@@ -29,7 +29,13 @@ class DeliveryError(RuntimeError):
 
 
 def base_config(bootstrap: str | None = None) -> dict[str, Any]:
-    return {"bootstrap.servers": bootstrap or get_settings().kafka_bootstrap}
+    return {
+        "bootstrap.servers": bootstrap or get_settings().kafka_bootstrap,
+        # noida-db 0.2.3 ignores fetch size limits and can answer with a partition's whole backlog; librdkafka
+        # would refuse a response over its 100 MB default and retry forever (bench/RESULTS.md).  Harmless on
+        # real Kafka, which honours fetch.max.bytes.
+        "receive.message.max.bytes": 1_000_000_000,
+    }
 
 
 def ensure_topics(topics: Iterable[Topic] = CATALOGUE, bootstrap: str | None = None,

@@ -25,9 +25,10 @@ def projection_lag() -> dict[str, Any]:
     from projections.registry import build
     from streams.registry import CONSUMERS, PROJECTIONS
 
-    s = get_settings()
+    from streams.registry import group_id
+
     cfg = base_config()
-    cfg.update({"group.id": s.worker_id, "enable.auto.commit": False})
+    cfg.update({"group.id": f"lag-{get_settings().worker_id}", "enable.auto.commit": False})
     consumer = Consumer(cfg)
     out: dict[str, Any] = {}
     try:
@@ -39,10 +40,15 @@ def projection_lag() -> dict[str, Any]:
                     positions = proj.offsets()
                 finally:
                     proj.close()  # type: ignore[attr-defined]
-            else:
-                tps = [TopicPartition(t, p) for t in c.consumes for p in highs[t]]
-                positions = {(tp.topic, tp.partition): max(tp.offset, 0)
-                             for tp in consumer.committed(tps, timeout=10)}
+            else:  # the committed offsets of the processor's own consumer group
+                gcfg = dict(cfg, **{"group.id": group_id(c.group)})
+                gconsumer = Consumer(gcfg)
+                try:
+                    tps = [TopicPartition(t, p) for t in c.consumes for p in highs[t]]
+                    positions = {(tp.topic, tp.partition): max(tp.offset, 0)
+                                 for tp in gconsumer.committed(tps, timeout=10)}
+                finally:
+                    gconsumer.close()
             entry: dict[str, Any] = {"kind": c.kind, "total": 0}
             for t in c.consumes:
                 parts = {}

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     worker_web_host: str = "127.0.0.1"
     worker_web_port: int = 6066
     worker_id: str = "chargeverse-worker"
+    #: which consumer group this worker process runs: processors, projections or archive (streams/registry.py)
+    worker_group: str = "processors"
 
     # local stack ports (only used by `cv stack`)
     stack_kafka_port: int = 19092

@@ -30,8 +30,16 @@ class ReplayStats:
         return self.events / self.seconds if self.seconds else 0.0
 
 
+class ReplayStalled(RuntimeError):
+    """The broker stopped delivering before the replay reached the end of the log."""
+
+
 def replay(projection: Projection, *, from_start: bool = True, batch: int = 5000, codec: Codec | None = None,
-           producer: EventProducer | None = None, bootstrap: str | None = None) -> ReplayStats:
+           producer: EventProducer | None = None, bootstrap: str | None = None,
+           stall_seconds: float = 60.0,
+           ranges: dict[tuple[str, int], tuple[int, int]] | None = None) -> ReplayStats:
+    """Apply the projection's topics up to their high watermarks (or only `ranges`: (topic, partition) ->
+    [start, end) offsets, which is how a live agent fills a gap its consumer skipped)."""
     codec = codec or default_codec()
     cfg = base_config(bootstrap)
     cfg.update({"group.id": f"replay-{projection.name}-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
@@ -44,19 +52,26 @@ def replay(projection: Projection, *, from_start: bool = True, batch: int = 5000
         stored = {} if from_start else projection.offsets()
         md = consumer.list_topics(timeout=10)
         assignment, ends = [], {}
-        for topic in projection.topics:
-            for p in md.topics[topic].partitions:
-                lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                start = max(stored.get((topic, p), 0), lo)
-                if start < hi:
-                    assignment.append(TopicPartition(topic, p, start))
-                    ends[(topic, p)] = hi
+        wanted = ranges or {(t, p): (stored.get((t, p), 0), None) for t in projection.topics
+                            for p in md.topics[t].partitions}
+        for (topic, p), (first, last) in wanted.items():
+            lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            start, end = max(first, lo), min(hi, last if last is not None else hi)
+            if start < end:
+                assignment.append(TopicPartition(topic, p, start))
+                ends[(topic, p)] = end
         if not assignment:
             return stats
         consumer.assign(assignment)
         pending = dict(ends)
+        last_progress = time.monotonic()
         while pending:
             msgs = consumer.consume(batch, timeout=1.0)
+            if msgs:
+                last_progress = time.monotonic()
+            elif time.monotonic() - last_progress > stall_seconds:
+                raise ReplayStalled(f"no message for {stall_seconds:.0f}s with {len(pending)} partitions short of "
+                                    f"their end ({stats.events} events read)")
             events: list[SourcedEvent] = []
             for m in msgs:
                 if m.error():

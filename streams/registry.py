@@ -14,17 +14,31 @@ class Consumer:
     consumes: tuple[str, ...]
     produces: tuple[str, ...]
     what: str
+    group: str  # the worker process (and Kafka consumer group) it runs in
+
+
+#: one worker process each; a slow group never stalls another
+GROUPS: tuple[str, ...] = ("processors", "projections", "archive")
+
+
+def group_id(group: str) -> str:
+    """The Faust app id, hence the Kafka consumer group, of a worker group."""
+    from chargeverse.settings import get_settings
+
+    return f"{get_settings().worker_id}.{group}"
 
 
 CONSUMERS: tuple[Consumer, ...] = (
     Consumer("stations", "processor", ("ocpp.frames",), ("stations",),
-             "OCPP frames -> station booted/heartbeat/connector status/online (streams/station_events.py)"),
+             "OCPP frames -> station booted/heartbeat/connector status/online (streams/station_events.py)",
+             "processors"),
     Consumer("pg.stations", "projection", ("stations",), (),
-             "Postgres stations, connectors (PostGIS), charger credentials (projections/postgres/stations.py)"),
+             "Postgres stations, connectors (PostGIS), charger credentials (projections/postgres/stations.py)",
+             "projections"),
     Consumer("redis.live_status", "projection", ("stations",), (),
-             "Redis live station and connector status (projections/redis_status.py)"),
+             "Redis live station and connector status (projections/redis_status.py)", "projections"),
     Consumer("mongo.frame_archive", "projection", ("ocpp.frames",), (),
-             "Mongo archive of every OCPP frame (projections/mongo_frames.py)"),
+             "Mongo archive of every OCPP frame (projections/mongo_frames.py)", "archive"),
 )
 
 #: projection consumer name -> projections.registry name

@@ -87,19 +87,18 @@ class Platform:
     worker: str
     logs: Path
     procs: dict
-    env: dict
+    urls: dict
 
     def restart(self, svc: str) -> None:
         """Stop a service cleanly (SIGTERM) and start it again; wait until it is ready."""
-        proc, log = self.procs[svc]
+        proc, log, args, env = self.procs[svc]
         proc.terminate()
         proc.wait(60)
         with open(log, "ab") as out:
-            new = subprocess.Popen([sys.executable, "-m", "chargeverse.cli", "run", svc], env=self.env, cwd=ROOT,
+            new = subprocess.Popen([sys.executable, "-m", "chargeverse.cli", *args], env=env, cwd=ROOT,
                                    stdout=out, stderr=subprocess.STDOUT)
-        self.procs[svc] = (new, log)
-        url = {"api": self.api, "worker": self.worker}.get(svc) or self.ocpp.replace("ws://", "http://")[:-5]
-        _wait_healthy(url + ("/readyz" if svc == "worker" else "/healthz"), new, log)
+        self.procs[svc] = (new, log, args, env)
+        _wait_healthy(self.urls[svc] + ("/readyz" if svc.startswith("worker-") else "/healthz"), new, log)
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
@@ -123,28 +122,30 @@ def platform(stack, topics, tmp_path_factory) -> Iterator[Platform]:  # noqa: AN
 
     with connect(get_settings().postgres_dsn.get_secret_value()) as conn:
         migrate(conn)
+    from streams.registry import GROUPS
+
     logs = tmp_path_factory.mktemp("platform-logs")
-    ports = {"ocpp": free_port(), "api": free_port(), "worker": free_port()}
+    ports = {"ocpp": free_port(), "api": free_port(), **{f"worker-{g}": free_port() for g in GROUPS}}
     env = dict(os.environ, CV_OCPP_PORT=str(ports["ocpp"]), CV_API_PORT=str(ports["api"]),
-               CV_WORKER_WEB_PORT=str(ports["worker"]), CV_WORKER_ID=f"cv-test-{uuid.uuid4().hex[:6]}",
-               CV_OCPP_HEARTBEAT_INTERVAL="60")
+               CV_WORKER_ID=f"cv-test-{uuid.uuid4().hex[:6]}", CV_OCPP_HEARTBEAT_INTERVAL="60")
     procs = {}
-    for svc in ("worker", "ocpp", "api"):
+    for svc, port in ports.items():
         log = logs / f"{svc}.log"
-        procs[svc] = (subprocess.Popen([sys.executable, "-m", "chargeverse.cli", "run", svc], env=env, cwd=ROOT,
-                                       stdout=open(log, "wb"), stderr=subprocess.STDOUT), log)
-    urls = {"api": f"http://127.0.0.1:{ports['api']}", "ocpp": f"http://127.0.0.1:{ports['ocpp']}",
-            "worker": f"http://127.0.0.1:{ports['worker']}"}
+        args = ["run", "worker", "--group", svc[7:]] if svc.startswith("worker-") else ["run", svc]
+        penv = dict(env, CV_WORKER_WEB_PORT=str(port)) if svc.startswith("worker-") else env
+        procs[svc] = (subprocess.Popen([sys.executable, "-m", "chargeverse.cli", *args], env=penv, cwd=ROOT,
+                                       stdout=open(log, "wb"), stderr=subprocess.STDOUT), log, args, penv)
+    urls = {svc: f"http://127.0.0.1:{port}" for svc, port in ports.items()}
     try:
-        for svc, (proc, log) in procs.items():
-            _wait_healthy(urls[svc] + "/healthz", proc, log)
-        _wait_healthy(urls["worker"] + "/readyz", procs["worker"][0], procs["worker"][1])
-        plat = Platform(urls["api"], f"ws://127.0.0.1:{ports['ocpp']}/ocpp", urls["worker"], logs, procs, env)
+        for svc, (proc, log, _, _) in procs.items():
+            _wait_healthy(urls[svc] + ("/readyz" if svc.startswith("worker-") else "/healthz"), proc, log)
+        plat = Platform(urls["api"], f"ws://127.0.0.1:{ports['ocpp']}/ocpp", urls["worker-processors"], logs,
+                        procs, urls)
         yield plat
     finally:
-        for proc, _ in procs.values():
+        for proc, *_ in procs.values():
             proc.terminate()
-        for proc, _ in procs.values():
+        for proc, *_ in procs.values():
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:

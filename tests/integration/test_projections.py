@@ -123,3 +123,24 @@ def test_offsets_are_written_in_the_same_transaction_as_rows(stack, topics, uniq
         proj.apply([SourcedEvent("stations", 0, 0, "StationRegistered", rec), bad])
     assert proj.offsets() == {}
     assert proj.conn.execute("SELECT count(*) FROM stations").fetchone()[0] == 0
+
+
+def test_a_skipped_range_is_filled_from_the_log_exactly(stack, topics, unique) -> None:  # noqa: ANN001
+    """What a live agent does when its consumer skipped records: read exactly [stored offset, batch start)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from chargeverse.kafka import base_config
+
+    _publish_station_history(unique, n=2)
+    c = Consumer({**base_config(), "group.id": f"w-{unique}"})
+    ends = {p: c.get_watermark_offsets(TopicPartition("stations", p), timeout=10)[1] for p in range(6)}
+    c.close()
+    part, end = max(ends.items(), key=lambda kv: kv[1])
+    assert end >= 3
+    proj = build("postgres", f"gap_{unique}")
+    first = replay(proj, ranges={("stations", part): (0, 2)})
+    assert (first.events, first.applied) == (2, 2)
+    assert proj.offsets() == {("stations", part): 2}
+    rest = replay(proj, ranges={("stations", part): (1, end)})  # overlapping start: offset 1 is skipped
+    assert rest.applied == end - 2
+    assert proj.offsets() == {("stations", part): end}

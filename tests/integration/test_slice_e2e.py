@@ -178,7 +178,7 @@ async def test_a_restarted_worker_resumes_and_carries_on(platform, unique) -> No
     ws, cp, task = await _connect_when_projected(platform, spec)
     try:
         await boot(cp, spec)
-        platform.restart("worker")
+        platform.restart("worker-processors")
         hb = await cp.call(call.Heartbeat())
         assert hb.current_time
     finally:
