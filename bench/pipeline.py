@@ -6,7 +6,7 @@ All in one run, on its own embedded stack (temp dir, free ports, torn down at th
 1. broker ceiling (bench/broker_ceiling.measure: raw produce/consume of 200-byte messages) before any service runs;
 2. catalogue topics, Postgres migrations, C chargers registered (StationRegistered via EventProducer; the worker
    projects their credentials);
-3. `cv run worker` and `cv run ocpp` as subprocesses with the stack's CV_* settings on free ports;
+3. `cv run worker --group G` (one per group) and `cv run ocpp` as subprocesses with the stack's CV_* settings on free ports;
 4. a load generator in a separate process (multiprocessing, spawn): C plain websockets clients (HTTP Basic,
    subprotocol ocpp1.6) connect and send BootNotification, then -- once the projection has caught up -- each sends
    StatusNotification / Heartbeat CALLs (3:1) back to back, the next as soon as the previous is answered, for
@@ -208,19 +208,25 @@ def main() -> int:
         producer.close()
         del producer
 
-        ports = {"ocpp": free_port(), "worker": free_port()}
-        penv = dict(os.environ, **env, CV_OCPP_PORT=str(ports["ocpp"]), CV_WORKER_WEB_PORT=str(ports["worker"]),
+        from streams.registry import GROUPS
+
+        ports = {"ocpp": free_port(), **{f"worker-{g}": free_port() for g in GROUPS}}
+        penv = dict(os.environ, **env, CV_OCPP_PORT=str(ports["ocpp"]),
                     CV_WORKER_ID=f"bench-worker-{uuid.uuid4().hex[:6]}", CV_OCPP_HEARTBEAT_INTERVAL="300")
         logs = st.root / "bench-logs"
         logs.mkdir()
         probe = Probe(bootstrap, dsn)
         try:
-            for svc in ("worker", "ocpp"):
+            # one process per worker group, as `cv up` runs them
+            for svc, port in ports.items():
                 log = logs / f"{svc}.log"
-                procs.append(subprocess.Popen([CV, "run", svc], env=penv, cwd=st.root, stdin=subprocess.DEVNULL,
+                args = ["run", "worker", "--group", svc[7:]] if svc.startswith("worker-") else ["run", svc]
+                procs.append(subprocess.Popen([CV, *args], env=dict(penv, CV_WORKER_WEB_PORT=str(port)),
+                                              cwd=st.root, stdin=subprocess.DEVNULL,
                                               stdout=open(log, "wb"), stderr=subprocess.STDOUT))
-            _wait_http(f"http://127.0.0.1:{ports['worker']}/readyz", procs[0], logs / "worker.log")
-            _wait_http(f"http://127.0.0.1:{ports['ocpp']}/healthz", procs[1], logs / "ocpp.log")
+            for proc, (svc, port) in zip(procs, ports.items()):
+                path = "/readyz" if svc.startswith("worker-") else "/healthz"
+                _wait_http(f"http://127.0.0.1:{port}{path}", proc, logs / f"{svc}.log")
             probe.wait("charger credentials projected", lambda: probe.projected() >= a.chargers, 120)
 
             # load generator: connect + boot, then wait until everything so far is projected (the baseline)

@@ -166,14 +166,8 @@ def main() -> int:
         raw_rate = max(raw)
         dec_us = decode_cost_us(bootstrap)
 
-        # Workaround, benchmark only: noida-db 0.2.3 ignores Fetch max_bytes and returns a partition's whole
-        # remainder in one response; once that passes 100 MB (about 1M events on 6 partitions), librdkafka drops
-        # it ("Invalid response size") and projections/replay.py reads nothing, forever.  Raise the client's
-        # receive limit for the replay consumer (projections/replay.py's own loop has no time bound).
-        import projections.replay as replay_mod
-
-        orig = replay_mod.base_config
-        replay_mod.base_config = lambda b=None: {**orig(b), "receive.message.max.bytes": 1_000_000_000}
+        # noida-db 0.2.3 ignores Fetch max_bytes and can answer with a partition's whole remainder (>100 MB at
+        # 1M events); chargeverse.kafka.base_config raises librdkafka's receive limit for every consumer.
         pg = StationsProjection(env["CV_POSTGRES_DSN"], "bench_replay")
         pg.reset()
         pg_stats = replay(pg, bootstrap=bootstrap)
