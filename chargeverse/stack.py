@@ -212,6 +212,10 @@ class Stack:
     def start(self, name: str) -> None:
         if self.pid(name):
             return
+        port = getattr(self.ports, name)
+        if _port_open(port):  # never mistake another program (or another stack) on our port for our server
+            raise StackError(f"cannot start {name}: 127.0.0.1:{port} is already in use by another process; stop "
+                             f"it or set CV_STACK_{name.upper()}_PORT")
         getattr(self, f"_start_{name}")()
 
     def up(self) -> dict[str, str]:

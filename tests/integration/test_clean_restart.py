@@ -85,3 +85,26 @@ def test_clean_stop_and_start_of_the_stack_loses_no_event() -> None:
     finally:
         st.down()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_stack_refuses_to_start_on_a_port_another_program_holds() -> None:
+    import socket
+
+    from chargeverse.stack import StackError
+
+    root = Path(tempfile.mkdtemp(prefix="cv-busy-"))
+    root.chmod(0o755)
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    ports = Ports.free()
+    ports.redis = squatter.getsockname()[1]
+    st = Stack(root, ports)
+    try:
+        with pytest.raises(StackError, match="already in use"):
+            st.start("redis")
+        assert st.pid("redis") is None
+    finally:
+        squatter.close()
+        st.down()
+        shutil.rmtree(root, ignore_errors=True)
