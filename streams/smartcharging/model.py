@@ -142,10 +142,15 @@ class Site:
         caps = {n.id: n.cap_kw for n in self.tree.walk()}
         return max(0.0, min([ev.max_kw] + [caps[a] for a in anc]))
 
-    def deliverable_kwh(self, ev: EV) -> float:
-        """Upper bound on what the EV could receive if it were alone on the site."""
-        caps = self.node_caps()
-        anc = self.tree.ancestors()[ev.node]
+    def deliverable_kwh(
+        self, ev: EV, caps: Mapping[str, np.ndarray] | None = None, ancestors: Mapping[str, tuple[str, ...]] | None = None
+    ) -> float:
+        """Upper bound on what the EV could receive if it were alone on the site.
+
+        Pass precomputed `caps`/`ancestors` when calling for many EVs (validation of 500 cars).
+        """
+        caps = caps if caps is not None else self.node_caps()
+        anc = (ancestors if ancestors is not None else self.tree.ancestors())[ev.node]
         total = 0.0
         for t in ev.window():
             if 0 <= t < self.n_slots:
@@ -216,6 +221,8 @@ def validate(
     repaired_site = replace(site, tree=tree_fixed(site.tree), cap_schedule=sched_fixed)
     evs: list[EV] = []
     seen_evs: set[str] = set()
+    all_caps = repaired_site.node_caps()
+    all_anc = repaired_site.tree.ancestors()
     for ev in site.evs:
         e = ev
         if ev.id in seen_evs:
@@ -250,7 +257,7 @@ def validate(
         if ev.phases not in (1, 2, 3):
             issues.append(Issue(ev.id, "bad_phases", f"phases={ev.phases} (must be 1, 2 or 3)"))
             e = replace(e, phases=3)
-        fits = repaired_site.deliverable_kwh(e)
+        fits = repaired_site.deliverable_kwh(e, all_caps, all_anc)
         if e.energy_kwh > fits + EPS:
             issues.append(
                 Issue(

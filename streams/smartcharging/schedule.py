@@ -61,11 +61,12 @@ class Schedule:
         return self.power[self.ev_ids.index(ev_id)]
 
 
-def violations(site: Site, sched: Schedule, tol: float = 1e-5) -> list[str]:
+def violations(site: Site, sched: Schedule, tol: float = 1e-5, check_min_power: bool = True) -> list[str]:
     """Every way `sched` breaks the physics of `site` (empty list = valid).
 
     Checked: power outside the EV's window, negative power, power above the EV limit, energy above
-    the request, any limit-tree node exceeded, and on/off minimum power when an EV has one.
+    the request, any limit-tree node exceeded, and on/off minimum power when an EV has one (skip
+    that with ``check_min_power=False`` for LP schedules, which deliberately relax it).
     Tests and the bench call this on *every* algorithm's output.
     """
     out: list[str] = []
@@ -86,7 +87,7 @@ def violations(site: Site, sched: Schedule, tol: float = 1e-5) -> list[str]:
             out.append(f"{ev.id}: power outside its window")
         if np.any(p > ev.max_kw + tol):
             out.append(f"{ev.id}: power above EV max {ev.max_kw}")
-        if ev.min_kw > 0 and np.any((p > tol) & (p < ev.min_kw - tol)):
+        if check_min_power and ev.min_kw > 0 and np.any((p > tol) & (p < ev.min_kw - tol)):
             out.append(f"{ev.id}: power below minimum {ev.min_kw} while on")
         e = p.sum() * site.slot_hours
         if e > ev.energy_kwh + max(tol, 1e-6 * ev.energy_kwh):
@@ -114,4 +115,4 @@ def summarize(schedules: Sequence[Schedule]) -> dict[str, float]:
     }
 
 
-_ = EPS
+
