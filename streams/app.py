@@ -4,9 +4,10 @@ One worker process per consumer group (streams/registry.py GROUPS): processors, 
 is its own Faust app and Kafka consumer group, so a slow sink (the frame archive) never stalls the others — in one
 Faust app, a full agent buffer pauses delivery to every agent of that app.  Each group scales by partitions.
 
-Delivery: at-least-once.  Events a processor emits are published at commit time, before the source offsets are
-committed (`stream_publish_on_commit`), so a crash re-processes rather than loses; derived event ids are
-deterministic, and every projection skips offsets it has applied, so re-processing changes nothing.
+Delivery: at-least-once.  A processor awaits the broker's acknowledgement of everything it emitted for a batch
+before the batch's source events are acked (take_events acks them after the loop body), so offsets are never
+committed past an event whose outputs are not on the log; a crash re-processes rather than loses.  Derived event
+ids are deterministic, and every projection skips offsets it has applied, so re-processing changes nothing.
 
 Poison messages: an undecodable message, or one a projection keeps failing on (3 tries), goes to `deadletter` with
 its bytes and the error; the agent carries on with the next.
@@ -50,7 +51,7 @@ app = faust.App(
     broker_heartbeat_interval=1.0,
     broker_commit_interval=0.2,
     broker_commit_every=1000,
-    stream_publish_on_commit=True,
+    stream_publish_on_commit=False,  # the processor awaits its own sends per batch (see the docstring)
     producer_acks=-1,
     consumer_auto_offset_reset="earliest",
     topic_disable_leader=True,
@@ -82,6 +83,7 @@ async def dead_letter(consumer: str, event: Any, error: str) -> None:
 async def stations_processor(stream: Any) -> None:
     """OCPP frames -> `stations` events, in batches (the translation is stateless)."""
     async for batch in stream.take_events(2000, within=0.02):
+        sent = []
         for event in batch:
             try:
                 etype, rec = codec.decode(event.value)
@@ -93,7 +95,8 @@ async def stations_processor(stream: Any) -> None:
                 await dead_letter("stations", event, f"{type(exc).__name__}: {exc}")
                 continue
             for out_type, key, out in outs:
-                await stations_topic.send(key=key.encode(), value=codec.encode(out_type, out))
+                sent.append(await stations_topic.send(key=key.encode(), value=codec.encode(out_type, out)))
+        await asyncio.gather(*sent)  # on the log before the batch is acked
 
 
 def _projection_agent(consumer_name: str, proj_name: str, topic: Any) -> None:
