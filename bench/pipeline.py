@@ -38,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from broker_ceiling import measure, temp_stack, use_env  # noqa: E402
 
+from chargeverse.readiness import wait_healthy  # noqa: E402
+
 CV = str(Path(sys.executable).parent / "cv")
 STATUSES = ("Available", "Preparing", "Charging", "SuspendedEV", "Finishing")
 
@@ -117,22 +119,6 @@ async def _load(url: str, creds: list[tuple[str, str]], seconds: float, max_call
 
 
 # ---- the measuring side ------------------------------------------------------------------------------------------
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url}: process exited {proc.returncode}\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready after {timeout}s\n{log.read_text()[-2000:]}")
-
-
 class Probe:
     """Reads high watermarks and the Postgres projection's stored offsets."""
 
@@ -226,7 +212,7 @@ def main() -> int:
                                               stdout=open(log, "wb"), stderr=subprocess.STDOUT))
             for proc, (svc, port) in zip(procs, ports.items()):
                 path = "/readyz" if svc.startswith("worker-") else "/healthz"
-                _wait_http(f"http://127.0.0.1:{port}{path}", proc, logs / f"{svc}.log")
+                wait_healthy(f"http://127.0.0.1:{port}{path}", 120, proc, logs / f"{svc}.log")
             probe.wait("charger credentials projected", lambda: probe.projected() >= a.chargers, 120)
 
             # load generator: connect + boot, then wait until everything so far is projected (the baseline)

@@ -139,20 +139,6 @@ def _spawn(name: str, argv: list[str], env: dict[str, str] | None = None) -> int
     return proc.pid
 
 
-def _wait_http(url: str, timeout: float = 60.0) -> bool:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    return False
-
-
 def cmd_up(a: argparse.Namespace) -> int:
     """Everything, in the background: the stack, topics, migrations, the three services (and demo chargers)."""
     st = _stack()
@@ -167,8 +153,12 @@ def cmd_up(a: argparse.Namespace) -> int:
         if pid_file.exists() and _alive(int(pid_file.read_text())):
             continue
         _spawn(name, [*exe, *args], env)
+    from chargeverse.readiness import NotReady, wait_healthy
+
     for svc, _, _, url in procs:
-        if not _wait_http(url, 90):
+        try:
+            wait_healthy(url, 90)
+        except NotReady:
             print(f"{svc} did not become healthy; see {_run_dir() / (svc + '.log')}", file=sys.stderr)
             return 1
     if a.demo:

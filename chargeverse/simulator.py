@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import websockets
-from ocpp.routing import on
 from ocpp.v16 import ChargePoint as _CP
 from ocpp.v16 import call
 from ocpp.v16.enums import ChargePointErrorCode, ChargePointStatus

@@ -171,7 +171,7 @@ class Stack:
                         "shared_buffers = 256MB\nsynchronous_commit = on\n")
         else:
             conf = (data / "postgresql.conf").read_text()
-            (data / "postgresql.conf").write_text(conf.replace(f"port = ", "#port = ")
+            (data / "postgresql.conf").write_text(conf.replace("port = ", "#port = ")
                                                   + f"\nport = {self.ports.postgres}\n")
         shutil.chown(d, "postgres")
         _run(["runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D", str(data), "-l",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Callable
 
 from chargeverse.settings import Settings, get_settings
 from projections.base import Projection

@@ -71,12 +71,11 @@ def unique() -> str:
 # ---- the running platform: the three services as real processes ------------------------------------------------
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
-import httpx  # noqa: E402
 
 from chargeverse import ROOT  # noqa: E402
+from chargeverse.readiness import wait_healthy  # noqa: E402
 from chargeverse.stack import free_port  # noqa: E402
 
 
@@ -98,21 +97,7 @@ class Platform:
             new = subprocess.Popen([sys.executable, "-m", "chargeverse.cli", *args], env=env, cwd=ROOT,
                                    stdout=out, stderr=subprocess.STDOUT)
         self.procs[svc] = (new, log, args, env)
-        _wait_healthy(self.urls[svc] + ("/readyz" if svc.startswith("worker-") else "/healthz"), new, log)
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not healthy after {timeout}s:\n{log.read_text()[-3000:]}")
+        wait_healthy(self.urls[svc] + ("/readyz" if svc.startswith("worker-") else "/healthz"), 90, new, log)
 
 
 @pytest.fixture(scope="session")
@@ -138,7 +123,7 @@ def platform(stack, topics, tmp_path_factory) -> Iterator[Platform]:  # noqa: AN
     urls = {svc: f"http://127.0.0.1:{port}" for svc, port in ports.items()}
     try:
         for svc, (proc, log, _, _) in procs.items():
-            _wait_healthy(urls[svc] + ("/readyz" if svc.startswith("worker-") else "/healthz"), proc, log)
+            wait_healthy(urls[svc] + ("/readyz" if svc.startswith("worker-") else "/healthz"), 90, proc, log)
         plat = Platform(urls["api"], f"ws://127.0.0.1:{ports['ocpp']}/ocpp", urls["worker-processors"], logs,
                         procs, urls)
         yield plat

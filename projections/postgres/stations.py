@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Sequence
 
-import psycopg
 from psycopg import sql
 
 from projections.base import SourcedEvent, advanced, real, unseen
