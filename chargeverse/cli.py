@@ -210,18 +210,22 @@ def cmd_down(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     from chargeverse.kafka import EventProducer
     from chargeverse.simulator import ChargerSpec, run_charger
-    from chargeverse.stations_admin import register
+    from chargeverse.stations_admin import registration
+    from chargeverse.topics import STATIONS
 
     s = _settings()
     producer = EventProducer()
-    specs = []
+    specs, hashes = [], {}
     for i in range(a.chargers):  # around Amsterdam
         sid = f"DEMO-{i + 1:03d}"
         kw = dict(name=f"Demo station {i + 1}", operator="chargeverse demo", latitude=52.37 + 0.01 * (i % 7),
                   longitude=4.89 + 0.013 * (i // 7), address=f"Demo street {i + 1}, Amsterdam")
-        specs.append(ChargerSpec(sid, register(producer, sid, **kw), kw["latitude"], kw["longitude"], kw["name"]))
+        rec, secret = registration(sid, **kw)
+        producer.publish_sync(STATIONS.name, sid, "StationRegistered", rec)
+        hashes[sid] = rec["password_hash"]
+        specs.append(ChargerSpec(sid, secret, kw["latitude"], kw["longitude"], kw["name"]))
     producer.close()
-    _wait_credentials([sp.station_id for sp in specs])
+    _wait_credentials(hashes)
     url = f"ws://{s.ocpp_host}:{s.ocpp_port}/ocpp"
     print(f"{len(specs)} demo chargers connecting to {url} for {a.duration}s", flush=True)
 
@@ -237,17 +241,18 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _wait_credentials(ids: list[str], timeout: float = 60.0) -> None:
-    """Registration is asynchronous (log -> projection): wait until the OCPP edge can see every charger."""
+def _wait_credentials(hashes: dict[str, str], timeout: float = 60.0) -> None:
+    """Registration is asynchronous (log -> projection): wait until the OCPP edge sees every charger's *new*
+    secret (a re-registered charger still has its old hash until the projection applies the new one)."""
     import psycopg
 
     deadline = time.monotonic() + timeout
     with psycopg.connect(_settings().postgres_dsn.get_secret_value()) as conn:
         while time.monotonic() < deadline:
-            n = conn.execute("SELECT count(*) FROM charge_point_credentials WHERE station_id = ANY(%s)",
-                             (ids,)).fetchone()[0]
+            rows = conn.execute("SELECT station_id, password_hash FROM charge_point_credentials "
+                                "WHERE station_id = ANY(%s)", (list(hashes),)).fetchall()
             conn.commit()
-            if n == len(ids):
+            if dict(rows) == hashes:
                 return
             time.sleep(0.2)
     raise SystemExit(f"chargers not projected within {timeout}s: is `cv run worker` running?")

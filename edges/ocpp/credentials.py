@@ -23,7 +23,8 @@ CACHE_SECONDS = 300.0
 class CredentialStore:
     def __init__(self, dsn: str) -> None:
         self.pool = AsyncConnectionPool(dsn, min_size=1, max_size=4, open=False)
-        self._ok: dict[str, tuple[bytes, float]] = {}
+        #: station -> (SHA-256 of the secret, the stored hash it verified against, expiry)
+        self._ok: dict[str, tuple[bytes, str, float]] = {}
 
     async def open(self) -> None:
         await self.pool.open(wait=True, timeout=30)
@@ -55,14 +56,15 @@ class CredentialStore:
             return False, "malformed HTTP Basic credentials"
         if user != station_id:
             return False, "username is not the charge point id"
-        digest = hashlib.sha256(secret.encode()).digest()
-        cached = self._ok.get(station_id)
-        if cached and cached[0] == digest and cached[1] > time.monotonic():
-            return True, "ok (cached)"
         if not password_hash:
             return False, "no secret set for this charge point"
+        digest = hashlib.sha256(secret.encode()).digest()
+        cached = self._ok.get(station_id)
+        # a cached success counts only against the same stored hash: a new secret revokes the old one at once
+        if cached and cached[0] == digest and cached[1] == password_hash and cached[2] > time.monotonic():
+            return True, "ok (cached)"
         ok = await asyncio.get_running_loop().run_in_executor(None, verify_secret, password_hash, secret)
         if ok:
-            self._ok[station_id] = (digest, time.monotonic() + CACHE_SECONDS)
+            self._ok[station_id] = (digest, password_hash, time.monotonic() + CACHE_SECONDS)
             return True, "ok"
         return False, "wrong secret"

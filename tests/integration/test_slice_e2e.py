@@ -188,3 +188,25 @@ async def test_a_restarted_worker_resumes_and_carries_on(platform, unique) -> No
                   lambda: (s := _station(platform, spec.station_id)) and s["vendor"] == spec.vendor
                   and s["last_heartbeat_at"] and s)
     assert st["model"] == spec.model
+
+
+async def test_a_new_secret_revokes_the_old_one_at_once(platform, unique) -> None:  # noqa: ANN001
+    """The edge remembers verified secrets, but never past a re-registration with a new secret."""
+    spec = _register(unique)
+    ws, _, task = await _connect_when_projected(platform, spec)  # the old secret is now cached as good
+    task.cancel()
+    await ws.close()
+    p = EventProducer()
+    new_secret = register(p, spec.station_id, name="renamed", operator="TestNet", latitude=spec.latitude,
+                          longitude=spec.longitude)
+    p.close()
+    # the credentials row is written in the same transaction as the station row the API reads
+    wait_for("the re-registration projected", lambda: (st := _station(platform, spec.station_id))
+             and st["name"] == "renamed")
+    with pytest.raises(InvalidStatus) as exc:
+        await connect(platform.ocpp, spec)
+    assert exc.value.response.status_code == 401
+    spec.secret = new_secret
+    ws, _, task = await connect(platform.ocpp, spec)
+    task.cancel()
+    await ws.close()
