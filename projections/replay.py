@@ -30,6 +30,27 @@ class ReplayStats:
         return self.events / self.seconds if self.seconds else 0.0
 
 
+class LogReplaced(RuntimeError):
+    """A projection has applied offsets beyond the end of the log: the log was replaced or truncated, and
+    continuing would silently skip every new event below the stored offsets."""
+
+
+def check_offsets_within_log(projection: Projection, bootstrap: str | None = None) -> None:
+    """Raise LogReplaced when any stored offset is past its partition's high watermark."""
+    cfg = base_config(bootstrap)
+    cfg.update({"group.id": f"check-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False})
+    consumer = Consumer(cfg)
+    try:
+        for (topic, p), stored in sorted(projection.offsets().items()):
+            hi = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            if stored > hi:
+                raise LogReplaced(
+                    f"{projection.name} has applied {topic}[{p}] up to offset {stored}, but the log ends at {hi}: "
+                    f"the log was replaced. Rebuild it: cv replay <projection> --yes")
+    finally:
+        consumer.close()
+
+
 class ReplayStalled(RuntimeError):
     """The broker stopped delivering before the replay reached the end of the log."""
 

@@ -27,7 +27,7 @@ from chargeverse.settings import get_settings
 from chargeverse.topics import DEADLETTER, OCPP_FRAMES, STATIONS
 from projections.base import Projection, SourcedEvent, dead_lettered
 from projections.registry import build
-from projections.replay import replay
+from projections.replay import check_offsets_within_log, replay
 from streams.registry import CONSUMERS, GROUPS, PROJECTIONS, group_id
 from streams.station_events import translate
 
@@ -152,6 +152,8 @@ def _projection_agent(consumer_name: str, proj_name: str, topic: Any) -> None:
             await loop.run_in_executor(None, lambda: replay(projection(), ranges=gaps))
 
     async def agent(stream: Any) -> None:
+        # refuse to run on a replaced log (stored offsets past its end): every new event would be skipped
+        await asyncio.get_running_loop().run_in_executor(None, check_offsets_within_log, projection())
         async for batch in stream.take_events(2000, within=0.05):
             events: list[SourcedEvent] = []
             raw_by_offset = {}

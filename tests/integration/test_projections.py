@@ -144,3 +144,17 @@ def test_a_skipped_range_is_filled_from_the_log_exactly(stack, topics, unique) -
     rest = replay(proj, ranges={("stations", part): (1, end)})  # overlapping start: offset 1 is skipped
     assert rest.applied == end - 2
     assert proj.offsets() == {("stations", part): end}
+
+
+def test_a_projection_refuses_a_log_that_ends_before_its_offsets(stack, topics, unique) -> None:  # noqa: ANN001
+    """If the log is replaced (a new cluster, a wiped broker) the stored offsets lie past its end, and carrying on
+    would silently skip every new event below them: refuse, loudly, with the way out."""
+    from projections.replay import LogReplaced, check_offsets_within_log
+
+    proj = build("postgres", f"replaced_{unique}")
+    check_offsets_within_log(proj)  # empty projection: fine
+    hb = envelope(source="t", correlation_id="c")
+    hb["station_id"] = f"LR-{unique}"
+    proj.apply([SourcedEvent("stations", 3, 10**9, "StationHeartbeat", hb)])
+    with pytest.raises(LogReplaced, match=r"stations\[3\] up to offset 1000000001"):
+        check_offsets_within_log(proj)
