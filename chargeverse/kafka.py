@@ -65,6 +65,53 @@ def ensure_topics(topics: Iterable[Topic] = CATALOGUE, bootstrap: str | None = N
     return [t.topic for t in new]
 
 
+def read_range(ranges: dict[tuple[str, int], tuple[int, int]], bootstrap: str | None = None,
+               timeout: float = 60.0) -> list[Message]:
+    """The messages at offsets [start, end) of each (topic, partition), in offset order per partition."""
+    import time
+    import uuid
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    cfg = base_config(bootstrap)
+    cfg.update({"group.id": f"range-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False})
+    consumer = Consumer(cfg)
+    out: list[Message] = []
+    try:
+        ends = {}
+        for (t, p), (start, end) in ranges.items():
+            hi = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+            if start < min(end, hi):
+                ends[(t, p)] = min(end, hi)
+        consumer.assign([TopicPartition(t, p, ranges[(t, p)][0]) for t, p in ends])
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
+            for m in consumer.consume(1000, timeout=0.5):
+                key = (m.topic(), m.partition())
+                if m.error() or key not in ends or m.offset() >= ends[key]:
+                    continue
+                out.append(m)
+                if m.offset() + 1 >= ends[key]:
+                    del ends[key]
+        if ends:
+            raise DeliveryError(f"could not read {sorted(ends)} within {timeout}s")
+        return out
+    finally:
+        consumer.close()
+
+
+def committed_offsets(group: str, tps: Iterable[tuple[str, int]], bootstrap: str | None = None) -> dict[tuple[str, int], int]:
+    """A consumer group's committed offsets (the next offset it will read); absent when it has none."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**base_config(bootstrap), "group.id": group, "enable.auto.commit": False})
+    try:
+        got = consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=10)
+        return {(tp.topic, tp.partition): tp.offset for tp in got if tp.offset >= 0}
+    finally:
+        consumer.close()
+
+
 def describe_topic_config(name: str, bootstrap: str | None = None) -> dict[str, str]:
     admin = AdminClient(base_config(bootstrap))
     res = ConfigResource(ConfigResource.Type.TOPIC, name)

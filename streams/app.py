@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import faust
 
 from chargeverse.avro import DecodeError, default_codec
-from chargeverse.kafka import EventProducer, dead_letter_record
+from chargeverse.kafka import EventProducer, committed_offsets, dead_letter_record, read_range
 from chargeverse.settings import get_settings
 from chargeverse.topics import DEADLETTER, OCPP_FRAMES, STATIONS
 from projections.base import Projection, SourcedEvent, dead_lettered
@@ -80,23 +80,60 @@ async def dead_letter(consumer: str, event: Any, error: str) -> None:
     await producer().publish(DEADLETTER.name, consumer, "DeadLetter", rec)
 
 
+async def _translate_and_send(events: Sequence[Any]) -> list[Any]:
+    """Translate frames (faust events or raw confluent messages) and send the outputs; return the send futures."""
+    sent = []
+    for event in events:
+        try:
+            etype, rec = codec.decode(event.value)
+            outs = translate(etype, rec)
+        except DecodeError as exc:
+            await dead_letter("stations", event, str(exc))
+            continue
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            await dead_letter("stations", event, f"{type(exc).__name__}: {exc}")
+            continue
+        for out_type, key, out in outs:
+            sent.append(await stations_topic.send(key=key.encode(), value=codec.encode(out_type, out)))
+    return sent
+
+
 async def stations_processor(stream: Any) -> None:
-    """OCPP frames -> `stations` events, in batches (the translation is stateless)."""
+    """OCPP frames -> `stations` events, in batches (the translation is stateless).
+
+    Gap guard: faust-streaming 0.15.3 can skip records when a worker restarts with a backlog.  The processor
+    knows where each partition must continue (the group's committed offset, then the last offset it saw) and
+    reads any skipped range from the log before the batch, so no frame goes untranslated.  A false alarm only
+    re-emits events with the same deterministic ids, which every sink drops.
+    """
+    expected: dict[tuple[str, int], int] = {}
+    loop = asyncio.get_running_loop()
     async for batch in stream.take_events(2000, within=0.02):
+        firsts: dict[tuple[str, int], int] = {}
+        for ev in batch:
+            firsts.setdefault((ev.message.topic, ev.message.partition), ev.message.offset)
+        unknown = [tp for tp in firsts if tp not in expected]
+        if unknown:
+            expected.update(await loop.run_in_executor(None, committed_offsets, group_id(GROUP), unknown))
+        gaps = {tp: (expected[tp], off) for tp, off in firsts.items() if tp in expected and off > expected[tp]}
         sent = []
-        for event in batch:
-            try:
-                etype, rec = codec.decode(event.value)
-                outs = translate(etype, rec)
-            except DecodeError as exc:
-                await dead_letter("stations", event, str(exc))
-                continue
-            except (KeyError, ValueError, TypeError, IndexError) as exc:
-                await dead_letter("stations", event, f"{type(exc).__name__}: {exc}")
-                continue
-            for out_type, key, out in outs:
-                sent.append(await stations_topic.send(key=key.encode(), value=codec.encode(out_type, out)))
+        if gaps:
+            log.warning("stations: consumer skipped %s; reading them from the log", gaps)
+            missed = await loop.run_in_executor(None, read_range, gaps)
+            sent += await _translate_and_send([_RawEvent(m) for m in missed])
+        sent += await _translate_and_send(batch)
+        for ev in batch:
+            expected[(ev.message.topic, ev.message.partition)] = ev.message.offset + 1
         await asyncio.gather(*sent)  # on the log before the batch is acked
+
+
+class _RawEvent:
+    """A confluent-kafka message seen through the parts of a faust event the processor uses."""
+
+    def __init__(self, m: Any) -> None:
+        self.value = m.value()
+        self.message = type("M", (), {"topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
+                                      "key": m.key(), "value": m.value()})()
 
 
 def _projection_agent(consumer_name: str, proj_name: str, topic: Any) -> None:

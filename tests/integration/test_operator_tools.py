@@ -75,3 +75,26 @@ def test_producer_reports_a_failed_delivery_to_its_caller() -> None:
     with pytest.raises(DeliveryError):
         dead.publish_sync("stations", "X", "StationHeartbeat", hb, timeout=10)
     dead._stop.set()
+
+
+def test_read_range_and_committed_offsets_are_exact(stack, topics, unique) -> None:  # noqa: ANN001
+    """The processor's gap guard reads [committed offset, batch start) from the log with these two."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from chargeverse.kafka import base_config, committed_offsets, read_range
+
+    p = EventProducer()
+    delivered = [p.publish_sync("ocpp.commands", f"K-{unique}", "StationHeartbeat",
+                                {**envelope(source="t", correlation_id=str(i)), "station_id": f"K-{unique}"})
+                 for i in range(5)]
+    p.close()
+    part = delivered[0].partition
+    first, last = delivered[0].offset, delivered[-1].offset
+    got = read_range({("ocpp.commands", part): (first + 1, last)})
+    assert [m.offset() for m in got] == list(range(first + 1, last))
+    group = f"g-{unique}"
+    assert committed_offsets(group, [("ocpp.commands", part)]) == {}
+    c = Consumer({**base_config(), "group.id": group, "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition("ocpp.commands", part, last)], asynchronous=False)
+    c.close()
+    assert committed_offsets(group, [("ocpp.commands", part)]) == {("ocpp.commands", part): last}
