@@ -11,7 +11,7 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
@@ -65,39 +65,60 @@ def ensure_topics(topics: Iterable[Topic] = CATALOGUE, bootstrap: str | None = N
     return [t.topic for t in new]
 
 
-def read_range(ranges: dict[tuple[str, int], tuple[int, int]], bootstrap: str | None = None,
-               timeout: float = 60.0) -> list[Message]:
-    """The messages at offsets [start, end) of each (topic, partition), in offset order per partition."""
+class ReadStalled(DeliveryError):
+    """The broker stopped delivering before a read reached the end of its ranges."""
+
+
+def iter_range(ranges: dict[tuple[str, int], tuple[int, int | None]], bootstrap: str | None = None,
+               batch: int = 5000, stall_seconds: float = 60.0) -> Iterator[list[Message]]:
+    """Batches of the messages at offsets [start, end) of each (topic, partition), in offset order per partition;
+    `end=None` means the high watermark when the read starts.  Raises ReadStalled after `stall_seconds` without a
+    message while ranges are unfinished.  Used by replays, gap fills and the analysts' tools."""
     import time
     import uuid
 
     from confluent_kafka import Consumer, TopicPartition
 
     cfg = base_config(bootstrap)
-    cfg.update({"group.id": f"range-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False})
+    cfg.update({"group.id": f"range-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+                "fetch.max.bytes": 52428800, "queued.max.messages.kbytes": 262144})
     consumer = Consumer(cfg)
-    out: list[Message] = []
     try:
-        ends = {}
-        for (t, p), (start, end) in ranges.items():
-            hi = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
-            if start < min(end, hi):
-                ends[(t, p)] = min(end, hi)
-        consumer.assign([TopicPartition(t, p, ranges[(t, p)][0]) for t, p in ends])
-        deadline = time.monotonic() + timeout
-        while ends and time.monotonic() < deadline:
-            for m in consumer.consume(1000, timeout=0.5):
+        ends: dict[tuple[str, int], int] = {}
+        starts = []
+        for (t, p), (first, last) in ranges.items():
+            lo, hi = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)
+            start, end = max(first, lo), min(hi, last if last is not None else hi)
+            if start < end:
+                starts.append(TopicPartition(t, p, start))
+                ends[(t, p)] = end
+        if not starts:
+            return
+        consumer.assign(starts)
+        last_progress = time.monotonic()
+        while ends:
+            msgs = consumer.consume(batch, timeout=1.0)
+            if msgs:
+                last_progress = time.monotonic()
+            elif time.monotonic() - last_progress > stall_seconds:
+                raise ReadStalled(f"no message for {stall_seconds:.0f}s with {sorted(ends)} short of their end")
+            out = []
+            for m in msgs:
                 key = (m.topic(), m.partition())
                 if m.error() or key not in ends or m.offset() >= ends[key]:
                     continue
                 out.append(m)
                 if m.offset() + 1 >= ends[key]:
                     del ends[key]
-        if ends:
-            raise DeliveryError(f"could not read {sorted(ends)} within {timeout}s")
-        return out
+            if out:
+                yield out
     finally:
         consumer.close()
+
+
+def read_range(ranges: dict[tuple[str, int], tuple[int, int]], bootstrap: str | None = None) -> list[Message]:
+    """All messages of `ranges` (small ranges: a gap to fill)."""
+    return [m for batch in iter_range(ranges, bootstrap) for m in batch]
 
 
 def committed_offsets(group: str, tps: Iterable[tuple[str, int]], bootstrap: str | None = None) -> dict[tuple[str, int], int]:

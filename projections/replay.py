@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, TopicPartition
 
 from chargeverse.avro import Codec, DecodeError, default_codec
-from chargeverse.kafka import EventProducer, base_config, send_dead_letter
+from chargeverse.kafka import EventProducer, ReadStalled, base_config, iter_range, send_dead_letter
 from projections.base import Projection, SourcedEvent, dead_lettered
 
 
@@ -51,8 +51,8 @@ def check_offsets_within_log(projection: Projection, bootstrap: str | None = Non
         consumer.close()
 
 
-class ReplayStalled(RuntimeError):
-    """The broker stopped delivering before the replay reached the end of the log."""
+#: the broker stopped delivering before the replay reached the end of the log
+ReplayStalled = ReadStalled
 
 
 def replay(projection: Projection, *, from_start: bool = True, batch: int = 5000, codec: Codec | None = None,
@@ -62,44 +62,23 @@ def replay(projection: Projection, *, from_start: bool = True, batch: int = 5000
     """Apply the projection's topics up to their high watermarks (or only `ranges`: (topic, partition) ->
     [start, end) offsets, which is how a live agent fills a gap its consumer skipped)."""
     codec = codec or default_codec()
-    cfg = base_config(bootstrap)
-    cfg.update({"group.id": f"replay-{projection.name}-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
-                "auto.offset.reset": "earliest", "fetch.max.bytes": 52428800,
-                "queued.max.messages.kbytes": 262144})
-    consumer = Consumer(cfg)
     stats = ReplayStats()
     t0 = time.perf_counter()
     try:
-        stored = {} if from_start else projection.offsets()
-        md = consumer.list_topics(timeout=10)
-        assignment, ends = [], {}
-        wanted = ranges or {(t, p): (stored.get((t, p), 0), None) for t in projection.topics
-                            for p in md.topics[t].partitions}
-        for (topic, p), (first, last) in wanted.items():
-            lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            start, end = max(first, lo), min(hi, last if last is not None else hi)
-            if start < end:
-                assignment.append(TopicPartition(topic, p, start))
-                ends[(topic, p)] = end
-        if not assignment:
-            return stats
-        consumer.assign(assignment)
-        pending = dict(ends)
-        last_progress = time.monotonic()
-        while pending:
-            msgs = consumer.consume(batch, timeout=1.0)
-            if msgs:
-                last_progress = time.monotonic()
-            elif time.monotonic() - last_progress > stall_seconds:
-                raise ReplayStalled(f"no message for {stall_seconds:.0f}s with {len(pending)} partitions short of "
-                                    f"their end ({stats.events} events read)")
+        if ranges is None:
+            stored = {} if from_start else projection.offsets()
+            consumer = Consumer({**base_config(bootstrap), "group.id": f"replay-{uuid.uuid4().hex[:8]}"})
+            try:
+                md = consumer.list_topics(timeout=10)
+            finally:
+                consumer.close()
+            ranges_: dict[tuple[str, int], tuple[int, int | None]] = {
+                (t, p): (stored.get((t, p), 0), None) for t in projection.topics for p in md.topics[t].partitions}
+        else:
+            ranges_ = dict(ranges)
+        for msgs in iter_range(ranges_, bootstrap, batch, stall_seconds):
             events: list[SourcedEvent] = []
             for m in msgs:
-                if m.error():
-                    continue
-                key = (m.topic(), m.partition())
-                if key not in pending or m.offset() >= ends[key]:
-                    continue
                 stats.events += 1
                 try:
                     etype, rec = codec.decode(m.value())
@@ -111,10 +90,7 @@ def replay(projection: Projection, *, from_start: bool = True, batch: int = 5000
                         send_dead_letter(producer, consumer=f"replay:{projection.name}", topic=m.topic(),
                                          partition=m.partition(), offset=m.offset(), key=m.key(), value=m.value(),
                                          error=str(exc))
-                if m.offset() + 1 >= ends[key]:
-                    pending.pop(key, None)
             stats.applied += projection.apply(events)
         return stats
     finally:
-        consumer.close()
         stats.seconds = time.perf_counter() - t0
