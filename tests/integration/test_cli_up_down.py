@@ -1,0 +1,74 @@
+"""The README's first and third commands, as a user runs them: `cv up --demo N` starts the stack, the services and
+simulated chargers whose live status the API then serves; `cv down` stops everything cleanly."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from chargeverse import ROOT
+from chargeverse.stack import free_port
+from support import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _free_run(n: int) -> int:
+    """A port p with p..p+n-1 all free (the workers take consecutive web ports)."""
+    for _ in range(50):
+        base = free_port()
+        ok = True
+        for p in range(base, base + n):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", p)) == 0:
+                    ok = False
+        if ok:
+            return base
+    raise RuntimeError("no run of free ports")
+
+
+def test_cv_up_with_demo_chargers_then_cv_down() -> None:
+    root = Path(tempfile.mkdtemp(prefix="cv-up-"))
+    root.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CV_")}  # nothing of the test session's stack
+    api = free_port()
+    env.update(CV_STACK_DIR=str(root), CV_STACK_KAFKA_PORT=str(free_port()), CV_STACK_POSTGRES_PORT=str(free_port()),
+               CV_STACK_REDIS_PORT=str(free_port()), CV_STACK_MONGO_PORT=str(free_port()),
+               CV_OCPP_PORT=str(free_port()), CV_API_PORT=str(api), CV_WORKER_WEB_PORT=str(_free_run(3)))
+    env["CV_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{env['CV_STACK_KAFKA_PORT']}"
+
+    def cv(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "chargeverse.cli", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    pids: list[int] = []
+    try:
+        up = cv("up", "--demo", "2", "--demo-duration", "60")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"http://127.0.0.1:{api}/docs" in up.stdout and "demo token" in up.stdout
+        token = up.stdout.split("demo token")[1].split()[0]
+
+        def demo_online() -> list:
+            r = httpx.get(f"http://127.0.0.1:{api}/api/stations", params={"near": "52.37,4.89", "radius": 20000},
+                          headers={"Authorization": f"Bearer {token}"}, timeout=5)
+            items = [i for i in r.json()["items"] if i["station_id"].startswith("DEMO-") and i["online"]
+                     and i["vendor"] and len(i["connectors"]) == 2]
+            return items if len(items) == 2 else []
+
+        wait_for("two demo chargers online in the API", demo_online, timeout=90)
+        pids = [int(f.read_text()) for f in (root / "run").glob("*.pid")]
+        assert len(pids) >= 5  # ocpp, api, three workers (+ demo)
+    finally:
+        down = cv("down")
+        shutil.rmtree(root, ignore_errors=True)
+    assert down.returncode == 0 and "stopped cleanly" in down.stdout, down.stdout + down.stderr
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
