@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
@@ -262,13 +262,19 @@ def parse_trondheim(lines: Iterable[str], source: str = "trondheim") -> tuple[li
         rec = SessionRecord(source, get("session_ID"), user or None, garage, garage, s, e, None, kwh)
         dur_txt = get("Duration_hours")
         if dur_txt.upper() != "NA":
-            try:
-                if abs(_float(dur_txt, decimal_comma=True) - rec.duration_h) > 0.05:
-                    report.flag(DURATION_COLUMN_DISAGREES, n)
-            except ValueError:
-                report.flag(DURATION_COLUMN_DISAGREES, n)
+            _check_stated_duration(report, n, rec, lambda: _float(dur_txt, decimal_comma=True), 0.05)
         out.append(rec)
     return _finish(out, report)
+
+
+def _check_stated_duration(report: "LoadReport", n: int, rec: "SessionRecord", stated_hours: Callable[[], float],
+                           tolerance_h: float) -> None:
+    """Flag (keep) a row whose own duration column disagrees with plug-in..unplug, or cannot be read."""
+    try:
+        if abs(stated_hours() - rec.duration_h) > tolerance_h:
+            report.flag(DURATION_COLUMN_DISAGREES, n)
+    except ValueError:
+        report.flag(DURATION_COLUMN_DISAGREES, n)
 
 
 def load_trondheim(path: Path) -> tuple[list[SessionRecord], LoadReport]:
@@ -352,11 +358,8 @@ def parse_palo_alto(lines: Iterable[str], source: str = "palo_alto") -> tuple[li
             done = min(start + timedelta(hours=charging_h), end, key=lambda d: d.timestamp())
         rec = SessionRecord(source, get("Plug In Event Id") or str(n), user or None, f"{station}#{port}",
                             "palo_alto", start, end, done, kwh)
-        try:
-            if total_txt and abs(_hms(total_txt) - rec.duration_h) > 2 / 60:
-                report.flag(DURATION_COLUMN_DISAGREES, n)
-        except ValueError:
-            report.flag(DURATION_COLUMN_DISAGREES, n)
+        if total_txt:
+            _check_stated_duration(report, n, rec, lambda: _hms(total_txt), 2 / 60)
         out.append(rec)
     return _finish(out, report)
 
