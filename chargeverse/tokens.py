@@ -14,7 +14,7 @@ import jwt
 
 from chargeverse.settings import Settings, get_settings
 
-ROLES = ("driver", "fleet_manager", "operator", "admin")
+ROLES = ("driver", "fleet_manager", "operator", "admin", "auditor")
 ALGORITHM = "HS256"
 
 
