@@ -24,7 +24,11 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
 
         return FrameArchiveProjection(s.mongo_url.get_secret_value(), s.mongo_db,
                                       f"{namespace}_" if namespace else "")
+    if name == "ocpp_commands":
+        from projections.postgres.ocpp_commands import OcppCommandsProjection
+
+        return OcppCommandsProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
     raise KeyError(f"unknown projection {name!r}; known: {', '.join(NAMES)}")
 
 
-NAMES: tuple[str, ...] = ("postgres", "redis", "mongo")
+NAMES: tuple[str, ...] = ("postgres", "redis", "mongo", "ocpp_commands")

@@ -24,7 +24,7 @@ import faust
 from chargeverse.avro import DecodeError, default_codec
 from chargeverse.kafka import EventProducer, committed_offsets, dead_letter_record, read_range
 from chargeverse.settings import get_settings
-from chargeverse.topics import DEADLETTER, OCPP_FRAMES, STATIONS
+from chargeverse.topics import BY_NAME, DEADLETTER, OCPP_FRAMES, STATIONS
 from projections.base import Projection, SourcedEvent, dead_lettered
 from projections.registry import build
 from projections.replay import check_offsets_within_log, replay
@@ -239,11 +239,21 @@ class _Poison(Exception):
 
 
 _topics = {OCPP_FRAMES.name: frames_topic, STATIONS.name: stations_topic}
+
+
+def _topic(name: str) -> Any:
+    """The Faust topic of a catalogue topic (one object per topic, so agents on it share its channel)."""
+    if name not in _topics:
+        t = BY_NAME[name]
+        _topics[name] = app.topic(t.name, partitions=t.partitions, internal=False)
+    return _topics[name]
+
+
 for c in CONSUMERS:
     if c.group != GROUP:
         continue
     if c.kind == "projection":
-        _projection_agent(c.name, PROJECTIONS[c.name], _topics[c.consumes[0]])
+        _projection_agent(c.name, PROJECTIONS[c.name], _topic(c.consumes[0]))
     elif c.name == "stations":
         app.agent(frames_topic, name="stations")(stations_processor)
 

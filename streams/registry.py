@@ -37,9 +37,13 @@ CONSUMERS: tuple[Consumer, ...] = (
              "projections"),
     Consumer("redis.live_status", "projection", ("stations",), (),
              "Redis live station and connector status (projections/redis_status.py)", "projections"),
+    Consumer("pg.ocpp_commands", "projection", ("ocpp.commands",), (),
+             "Postgres commands to chargers and their outcomes (projections/postgres/ocpp_commands.py)",
+             "projections"),
     Consumer("mongo.frame_archive", "projection", ("ocpp.frames",), (),
              "Mongo archive of every OCPP frame (projections/mongo_frames.py)", "archive"),
 )
 
 #: projection consumer name -> projections.registry name
-PROJECTIONS = {"pg.stations": "postgres", "redis.live_status": "redis", "mongo.frame_archive": "mongo"}
+PROJECTIONS = {"pg.stations": "postgres", "redis.live_status": "redis", "mongo.frame_archive": "mongo",
+               "pg.ocpp_commands": "ocpp_commands"}

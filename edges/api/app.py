@@ -5,6 +5,7 @@ OpenAPI document at /openapi.json, interactive docs at /docs.
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -14,7 +15,8 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
 from chargeverse.settings import Settings, get_settings
-from edges.api import stations
+from chargeverse.kafka import EventProducer
+from edges.api import commands, stations
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,15 +28,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                            open=False)
         await app.state.pg.open(wait=True, timeout=30)
         app.state.redis = aioredis.Redis.from_url(s.redis_url.get_secret_value(), decode_responses=True)
+        app.state.producer = EventProducer(s.kafka_bootstrap)
         try:
             yield
         finally:
+            await asyncio.get_running_loop().run_in_executor(None, app.state.producer.flush)
+            app.state.producer.close()
             await app.state.pg.close()
             await app.state.redis.aclose()
 
     app = FastAPI(title="chargeverse API", version="0.1.0", lifespan=lifespan,
                   description="Driver, fleet and operator API of chargeverse. Authenticate with a Bearer JWT.")
     app.include_router(stations.router)
+    app.include_router(commands.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:
