@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.pg = AsyncConnectionPool(s.postgres_dsn.get_secret_value(), min_size=1, max_size=10,
+        app.state.pg = AsyncConnectionPool(s.postgres_dsn.get_secret_value(), min_size=2, max_size=20,
                                            open=False)
         await app.state.pg.open(wait=True, timeout=30)
         app.state.redis = aioredis.Redis.from_url(s.redis_url.get_secret_value(), decode_responses=True)

@@ -60,35 +60,33 @@ _COLUMNS = ("s.station_id, s.name, s.operator, s.address, ST_Y(s.location::geome
             "s.online, s.vendor, s.model, s.firmware_version, s.last_heartbeat_at")
 
 
+_CONNECTORS = ("(SELECT json_agg(json_build_array(c.connector_id, c.standard, c.max_power_kw, c.status, "
+               "c.error_code, c.status_at) ORDER BY c.connector_id) FROM connectors c "
+               "WHERE c.station_id = s.station_id AND c.connector_id > 0)")
+
+
 async def _with_live(request: Request, rows: list[tuple[Any, ...]], distances: list[float | None]) -> list[Station]:
-    """Stations from rows, with connectors from Postgres and live status from Redis."""
+    """Stations from rows (whose last column is their connectors as JSON), with live status from Redis.
+
+    One SQL round trip and one Redis pipeline per request, whatever the page size."""
     if not rows:
         return []
-    ids = [r[0] for r in rows]
-    pool = request.app.state.pg
-    async with pool.connection() as conn:
-        cur = await conn.execute("SELECT station_id, connector_id, standard, max_power_kw, status, error_code, "
-                                 "status_at FROM connectors WHERE station_id = ANY(%s) "
-                                 "ORDER BY station_id, connector_id", (ids,))
-        conns = await cur.fetchall()
     redis = request.app.state.redis
     pipe = redis.pipeline(transaction=False)
-    for sid in ids:
-        pipe.hgetall(f"cv:station:{sid}")
-        pipe.hgetall(f"cv:connectors:{sid}")
+    for r in rows:
+        pipe.hgetall(f"cv:station:{r[0]}")
+        pipe.hgetall(f"cv:connectors:{r[0]}")
     live = await pipe.execute()
     out = []
     for i, r in enumerate(rows):
         station_live, conn_live = live[2 * i], live[2 * i + 1]
         connectors = []
-        for c in conns:
-            if c[0] != r[0] or c[1] == 0:
-                continue
-            lv = json.loads(conn_live.get(str(c[1]), "null") or "null") or {}
-            connectors.append(Connector(connector_id=c[1], standard=c[2], max_power_kw=c[3],
-                                        status=lv.get("status") or c[4] or "Unknown",
-                                        error_code=lv.get("error_code") or c[5],
-                                        status_at=lv.get("status_at") or (c[6].isoformat() if c[6] else None)))
+        for cid, standard, max_kw, st, err, st_at in r[11] or ():
+            lv = json.loads(conn_live.get(str(cid), "null") or "null") or {}
+            connectors.append(Connector(connector_id=cid, standard=standard, max_power_kw=max_kw,
+                                        status=lv.get("status") or st or "Unknown",
+                                        error_code=lv.get("error_code") or err,
+                                        status_at=lv.get("status_at") or st_at))
         online = station_live.get("online", "1" if r[6] else "0") == "1"
         out.append(Station(station_id=r[0], name=r[1], operator=r[2], address=r[3], latitude=r[4], longitude=r[5],
                            distance_m=distances[i], online=online, vendor=r[7], model=r[8],
@@ -99,21 +97,91 @@ async def _with_live(request: Request, rows: list[tuple[Any, ...]], distances: l
     return out
 
 
-@router.get("", response_model=StationPage, summary="Search stations near a point, nearest first")
+def _parse_bbox(bbox: str) -> tuple[float, float, float, float]:
+    try:
+        a, b, c, d = (float(x) for x in bbox.split(","))
+    except ValueError:
+        raise HTTPException(422, "bbox must be 'min_lat,min_lon,max_lat,max_lon', e.g. bbox=52.3,4.8,52.4,5.0") \
+            from None
+    if not (-90 <= a <= c <= 90 and -180 <= b <= 180 and -180 <= d <= 180 and b <= d):
+        raise HTTPException(422, "bbox out of range or inverted: need -90<=min_lat<=max_lat<=90 and "
+                                 "-180<=min_lon<=max_lon<=180")
+    return a, b, c, d
+
+
+#: connector standards as OCPI 2.2.1 names them (ConnectorType); the search filter accepts exactly these
+STANDARDS = ("CHADEMO", "CHAOJI", "DOMESTIC_A", "DOMESTIC_B", "DOMESTIC_C", "DOMESTIC_D", "DOMESTIC_E",
+             "DOMESTIC_F", "DOMESTIC_G", "DOMESTIC_H", "DOMESTIC_I", "DOMESTIC_J", "DOMESTIC_K", "DOMESTIC_L",
+             "DOMESTIC_M", "DOMESTIC_N", "DOMESTIC_O", "GBT_AC", "GBT_DC", "IEC_60309_2_single_16",
+             "IEC_60309_2_three_16", "IEC_60309_2_three_32", "IEC_60309_2_three_64", "IEC_62196_T1",
+             "IEC_62196_T1_COMBO", "IEC_62196_T2", "IEC_62196_T2_COMBO", "IEC_62196_T3A", "IEC_62196_T3C",
+             "NEMA_5_20", "NEMA_6_30", "NEMA_6_50", "NEMA_10_30", "NEMA_10_50", "NEMA_14_30", "NEMA_14_50",
+             "PANTOGRAPH_BOTTOM_UP", "PANTOGRAPH_TOP_DOWN", "TESLA_R", "TESLA_S")
+
+
+@router.get("", response_model=StationPage,
+            summary="Search stations near a point or in a bounding box, nearest first",
+            description="Give `near` (with `radius`) or `bbox` (or both). Filters combine with AND; connector "
+                        "filters (`connector`, `min_power_kw`, `available`) must hold for one and the same "
+                        "connector. Results are sorted by distance from `near` (or from the bbox centre), then "
+                        "by station id, and paginated with `limit`/`offset`.")
 async def search(request: Request,
-                 near: str = Query(..., description="lat,lon in decimal degrees (WGS84)", examples=["52.37,4.89"]),
-                 radius: float = Query(5000, gt=0, le=500_000, description="metres"),
+                 near: str | None = Query(None, description="lat,lon in decimal degrees (WGS84)",
+                                          examples=["52.37,4.89"]),
+                 radius: float = Query(5000, gt=0, le=500_000, description="metres around `near`"),
+                 bbox: str | None = Query(None, description="min_lat,min_lon,max_lat,max_lon",
+                                          examples=["52.3,4.8,52.4,5.0"]),
+                 connector: list[str] | None = Query(None, description="connector standard(s), OCPI names, "
+                                                                        "e.g. IEC_62196_T2_COMBO"),
+                 min_power_kw: float | None = Query(None, ge=0, le=2000),
+                 available: bool = Query(False, description="only stations with a connector Available now"),
+                 operator: str | None = Query(None, min_length=1, max_length=120,
+                                              description="network / operator name (exact)"),
+                 online: bool | None = Query(None, description="only online (true) or offline (false) stations"),
                  limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0, le=100_000),
                  _: dict = Depends(require(*READERS))) -> StationPage:
-    lat, lon = _parse_near(near)
+    if near is None and bbox is None:
+        raise HTTPException(422, "give near=lat,lon (with radius) or bbox=min_lat,min_lon,max_lat,max_lon")
+    for c in connector or ():
+        if c not in STANDARDS:
+            raise HTTPException(422, f"unknown connector standard {c!r}; use OCPI ConnectorType names")
+    where = ["s.location IS NOT NULL"]
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    if near is not None:
+        params["lat"], params["lon"] = _parse_near(near)
+        params["r"] = radius
+        where.append("ST_DWithin(s.location, ST_MakePoint(%(lon)s, %(lat)s)::geography, %(r)s)")
+    if bbox is not None:
+        a, b, c_, d = _parse_bbox(bbox)
+        params.update(min_lat=a, min_lon=b, max_lat=c_, max_lon=d)
+        where.append("s.location && ST_MakeEnvelope(%(min_lon)s, %(min_lat)s, %(max_lon)s, %(max_lat)s, 4326)"
+                     "::geography")
+        if near is None:
+            params["lat"], params["lon"] = (a + c_) / 2, (b + d) / 2
+    conn_where = []
+    if connector:
+        params["standards"] = list(connector)
+        conn_where.append("c.standard = ANY(%(standards)s)")
+    if min_power_kw is not None:
+        params["min_kw"] = min_power_kw
+        conn_where.append("c.max_power_kw >= %(min_kw)s")
+    if available:
+        conn_where.append("c.status = 'Available'")
+    if conn_where:
+        where.append("EXISTS (SELECT 1 FROM connectors c WHERE c.station_id = s.station_id AND c.connector_id > 0 "
+                     "AND " + " AND ".join(conn_where) + ")")
+    if operator is not None:
+        params["operator"] = operator
+        where.append("s.operator = %(operator)s")
+    if online is not None:
+        params["online"] = online
+        where.append("s.online = %(online)s")
+    query = (f"SELECT {_COLUMNS}, {_CONNECTORS}, ST_Distance(s.location, ST_MakePoint(%(lon)s, %(lat)s)::geography) AS d "
+             f"FROM stations s WHERE {' AND '.join(where)} "
+             "ORDER BY s.location <-> ST_MakePoint(%(lon)s, %(lat)s)::geography, s.station_id "
+             "LIMIT %(limit)s OFFSET %(offset)s")
     async with request.app.state.pg.connection() as conn:
-        cur = await conn.execute(
-            f"SELECT {_COLUMNS}, ST_Distance(s.location, ST_MakePoint(%(lon)s, %(lat)s)::geography) AS d "
-            "FROM stations s WHERE s.location IS NOT NULL "
-            "AND ST_DWithin(s.location, ST_MakePoint(%(lon)s, %(lat)s)::geography, %(r)s) "
-            "ORDER BY s.location <-> ST_MakePoint(%(lon)s, %(lat)s)::geography, s.station_id "
-            "LIMIT %(limit)s OFFSET %(offset)s",
-            {"lat": lat, "lon": lon, "r": radius, "limit": limit, "offset": offset})
+        cur = await conn.execute(query, params)
         rows = await cur.fetchall()
     items = await _with_live(request, [r[:-1] for r in rows], [round(r[-1], 1) for r in rows])
     return StationPage(items=items, limit=limit, offset=offset)
@@ -123,7 +191,8 @@ async def search(request: Request,
             responses={404: {"description": "no such station"}})
 async def detail(station_id: str, request: Request, _: dict = Depends(require(*READERS))) -> Station:
     async with request.app.state.pg.connection() as conn:
-        cur = await conn.execute(f"SELECT {_COLUMNS} FROM stations s WHERE s.station_id = %s", (station_id,))
+        cur = await conn.execute(f"SELECT {_COLUMNS}, {_CONNECTORS} FROM stations s WHERE s.station_id = %s",
+                                 (station_id,))
         row = await cur.fetchone()
     if row is None:
         raise HTTPException(404, f"no station {station_id!r}")

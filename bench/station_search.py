@@ -1,0 +1,240 @@
+"""Station search at Electroverse's scale: 850,000 stations, 100 concurrent clients, API vs raw PostGIS.
+
+    .venv/bin/python bench/station_search.py [--stations 850000] [--clients 100] [--seconds 20] [--quick]
+
+Starts its own embedded stack (temp dir, free ports), creates the projection's tables with the platform's own
+migrations, and loads N synthetic stations with COPY (2 connectors each; a fixture for a read benchmark, so the
+load is not a figure).  Positions are spread like real networks: 85% around 120 city centres across Europe
+(Gaussian, sigma 2-12 km), 15% uniform over the countryside.  Queries are made from points near city centres,
+where drivers are.
+
+Then, in the same run, each for `--seconds` with `--clients` concurrent clients:
+- floor: the API's own nearest-20 SQL (and the bbox SQL) sent straight to PostGIS through an async pool;
+- the API (`cv run api` in its own process, uvicorn, JWT checked per request) answering
+  GET /api/stations?near=...&radius=50000&limit=20 and GET /api/stations?bbox=...&limit=20,
+  which also reads connectors and the live status from Redis.
+Prints ONE line: p50/p99 latency and requests/s for each, and the API/floor ratios.
+Targets (issue 4): API p99 < 50 ms; the API adds < 3x the raw query time.
+The load generator is Python (httpx) on the same 2-core machine as the server, so its own cost is inside the
+API figures; the floor pays the same event-loop client cost, which keeps the ratio fair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from broker_ceiling import temp_stack, use_env  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+STANDARDS = [("IEC_62196_T2", 22.0), ("IEC_62196_T2", 11.0), ("IEC_62196_T2_COMBO", 150.0),
+             ("IEC_62196_T2_COMBO", 50.0), ("CHADEMO", 50.0), ("IEC_62196_T2_COMBO", 350.0)]
+STATUSES = ["Available", "Available", "Charging", "Preparing", "Unavailable", "Faulted"]
+
+
+def cities(rnd: random.Random, n: int = 120) -> list[tuple[float, float, float]]:
+    """(lat, lon, sigma_km) of n city centres inside Europe's box; a few large ones, many small."""
+    return [(rnd.uniform(36, 62), rnd.uniform(-9, 30), rnd.choice([2, 3, 4, 6, 8, 12])) for _ in range(n)]
+
+
+def positions(n: int, rnd: random.Random, centres: list[tuple[float, float, float]]):  # noqa: ANN201
+    for _ in range(n):
+        if rnd.random() < 0.85:
+            lat0, lon0, sigma = rnd.choice(centres)
+            lat = lat0 + rnd.gauss(0, sigma) / 111.0
+            lon = lon0 + rnd.gauss(0, sigma) / (111.0 * math.cos(math.radians(lat0)))
+        else:
+            lat, lon = rnd.uniform(36, 62), rnd.uniform(-9, 30)
+        yield max(-89.9, min(89.9, lat)), max(-179.9, min(179.9, lon))
+
+
+def load(dsn: str, n: int, seed: int = 11) -> list[tuple[float, float, float]]:
+    import psycopg
+
+    from projections.postgres.migrate import migrate
+
+    rnd = random.Random(seed)
+    centres = cities(rnd)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate(conn)
+        conn.execute("DROP INDEX IF EXISTS stations_location_gist")
+        with conn.cursor().copy("COPY stations (station_id, name, operator, location, online, updated_at, "
+                                "last_event_id) FROM STDIN") as cp:
+            for i, (lat, lon) in enumerate(positions(n, rnd, centres)):
+                cp.write_row((f"ST{i:07d}", f"Station {i}", f"Net{i % 950}", f"SRID=4326;POINT({lon} {lat})",
+                              rnd.random() < 0.97, "2026-01-01T00:00:00Z", f"seed-{i}"))
+        with conn.cursor().copy("COPY connectors (station_id, connector_id, standard, max_power_kw, status) "
+                                "FROM STDIN") as cp:
+            for i in range(n):
+                for c in (1, 2):
+                    std, kw = rnd.choice(STANDARDS)
+                    cp.write_row((f"ST{i:07d}", c, std, kw, rnd.choice(STATUSES)))
+        conn.execute("CREATE INDEX stations_location_gist ON stations USING gist (location)")
+        conn.execute("VACUUM ANALYZE stations")
+        conn.execute("VACUUM ANALYZE connectors")
+    return centres
+
+
+def query_points(centres: list[tuple[float, float, float]], k: int, seed: int = 5) -> list[tuple[float, float]]:
+    rnd = random.Random(seed)
+    return list(positions(k, rnd, centres))
+
+
+NEAR_SQL = ("SELECT s.station_id, s.name, s.operator, s.address, ST_Y(s.location::geometry), "
+            "ST_X(s.location::geometry), s.online, s.vendor, s.model, s.firmware_version, s.last_heartbeat_at, "
+            "ST_Distance(s.location, ST_MakePoint(%(lon)s, %(lat)s)::geography) AS d FROM stations s "
+            "WHERE s.location IS NOT NULL AND ST_DWithin(s.location, ST_MakePoint(%(lon)s, %(lat)s)::geography, "
+            "%(r)s) ORDER BY s.location <-> ST_MakePoint(%(lon)s, %(lat)s)::geography, s.station_id "
+            "LIMIT 20 OFFSET 0")
+BBOX_SQL = ("SELECT s.station_id, s.name, s.operator, s.address, ST_Y(s.location::geometry), "
+            "ST_X(s.location::geometry), s.online, s.vendor, s.model, s.firmware_version, s.last_heartbeat_at, "
+            "ST_Distance(s.location, ST_MakePoint(%(lon)s, %(lat)s)::geography) AS d FROM stations s "
+            "WHERE s.location IS NOT NULL AND s.location && ST_MakeEnvelope(%(min_lon)s, %(min_lat)s, "
+            "%(max_lon)s, %(max_lat)s, 4326)::geography "
+            "ORDER BY s.location <-> ST_MakePoint(%(lon)s, %(lat)s)::geography, s.station_id LIMIT 20 OFFSET 0")
+
+
+async def run_clients(clients: int, seconds: float, one) -> tuple[list[float], float]:  # noqa: ANN001
+    """Run `one(i)` in `clients` loops for `seconds`; (latencies in ms, requests/s)."""
+    lat: list[float] = []
+    stop = time.perf_counter() + seconds
+
+    async def loop(c: int) -> None:
+        i = c
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            await one(i)
+            lat.append((time.perf_counter() - t0) * 1000)
+            i += clients
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(loop(c) for c in range(clients)))
+    return lat, len(lat) / (time.perf_counter() - t0)
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))]
+
+
+async def floor(dsn: str, pts, clients: int, seconds: float, kind: str):  # noqa: ANN001, ANN201
+    from psycopg_pool import AsyncConnectionPool
+
+    async with AsyncConnectionPool(dsn, min_size=clients, max_size=clients, open=False) as pool:
+        await pool.wait(timeout=60)
+
+        async def one(i: int) -> None:
+            lat, lon = pts[i % len(pts)]
+            async with pool.connection() as conn:
+                if kind == "near":
+                    cur = await conn.execute(NEAR_SQL, {"lat": lat, "lon": lon, "r": 50000})
+                else:
+                    cur = await conn.execute(BBOX_SQL, {"lat": lat, "lon": lon, "min_lat": lat - 0.05,
+                                                        "max_lat": lat + 0.05, "min_lon": lon - 0.08,
+                                                        "max_lon": lon + 0.08})
+                rows = await cur.fetchall()
+                assert rows is not None
+
+        return await run_clients(clients, seconds, one)
+
+
+async def api(url: str, token: str, pts, clients: int, seconds: float, kind: str):  # noqa: ANN001, ANN201
+    import httpx
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits,
+                                 timeout=30) as client:
+        async def one(i: int) -> None:
+            lat, lon = pts[i % len(pts)]
+            if kind == "near":
+                params = {"near": f"{lat:.5f},{lon:.5f}", "radius": 50000, "limit": 20}
+            else:
+                params = {"bbox": f"{lat - 0.05:.5f},{lon - 0.08:.5f},{lat + 0.05:.5f},{lon + 0.08:.5f}",
+                          "limit": 20}
+            r = await client.get("/api/stations", params=params)
+            if r.status_code != 200:
+                raise RuntimeError(f"API answered {r.status_code}: {r.text[:200]}")
+
+        return await run_clients(clients, seconds, one)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stations", type=int, default=850_000)
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--quick", action="store_true", help="50,000 stations, 5 s per phase")
+    a = ap.parse_args()
+    if a.quick:
+        a.stations, a.seconds = 50_000, 5
+    with temp_stack(("kafka", "postgres", "redis")) as st:
+        env = st.env()
+        use_env(env)
+        from chargeverse.settings import get_settings
+        from chargeverse.tokens import issue
+
+        s = get_settings()
+        dsn = s.postgres_dsn.get_secret_value()
+        t0 = time.perf_counter()
+        centres = load(dsn, a.stations)
+        load_s = time.perf_counter() - t0
+        pts = query_points(centres, 5000)
+        port = _free_port()
+        proc_env = {**os.environ, **env, "CV_API_PORT": str(port), "CV_API_HOST": "127.0.0.1"}
+        api_proc = subprocess.Popen([str(ROOT / ".venv/bin/cv"), "run", "api"], env=proc_env,
+                                    stdout=subprocess.DEVNULL, stderr=open("/tmp/cv/bench_api.log", "w"))
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait(url)
+            token = issue("bench", ["driver"], ttl_seconds=3600)
+            res = {}
+            for kind in ("near", "bbox"):
+                res[f"floor_{kind}"] = asyncio.run(floor(dsn, pts, a.clients, a.seconds, kind))
+                res[f"api_{kind}"] = asyncio.run(api(url, token, pts, a.clients, a.seconds, kind))
+        finally:
+            api_proc.terminate()
+            api_proc.wait(10)
+    parts = [f"stations={a.stations} clients={a.clients} load={load_s:.0f}s"]
+    for kind in ("near", "bbox"):
+        fl, fr = res[f"floor_{kind}"]
+        al, ar = res[f"api_{kind}"]
+        parts.append(f"{kind}: floor p50={pct(fl, .5):.1f}ms p99={pct(fl, .99):.1f}ms {fr:.0f}q/s | "
+                     f"api p50={pct(al, .5):.1f}ms p99={pct(al, .99):.1f}ms {ar:.0f}req/s | "
+                     f"api/floor p50={pct(al, .5) / pct(fl, .5):.2f}x p99={pct(al, .99) / pct(fl, .99):.2f}x "
+                     f"throughput={ar / fr:.2f}")
+    print(" ; ".join(parts), flush=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(url: str, timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("API did not become ready")
+
+
+if __name__ == "__main__":
+    main()
