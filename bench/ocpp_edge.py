@@ -1,0 +1,330 @@
+"""The OCPP edge under load: connections held, messages answered, reconnect storms — against a bare floor.
+
+    .venv/bin/python bench/ocpp_edge.py [--chargers 10000] [--period 10] [--seconds 60] [--quick]
+
+Starts its own embedded stack (Kafka + Postgres on free ports), creates the topics, and writes N charger
+credentials (one shared secret, its argon2id hash COPYed into the credentials projection: a fixture, not a figure).
+The edge under test is `cv run ocpp` in its own process; the load generators run in other processes (this file
+with --loadgen), each holding a share of the connections, so neither side steals the other's event loop.
+
+Phases, each also run against a bare `websockets` + `json` server (this file with --bare: no validation, no
+log, no auth) as the same-run floor:
+1. hold: N chargers connect, boot, then each sends a Heartbeat / StatusNotification / MeterValues mix
+   (40/30/30) once every `period` seconds (random phase). Reports p50/p99 CALL->CALLRESULT latency, the server's
+   CPU (share of one core) and memory per connection (RSS growth / N) over the steady part.
+2. throughput: 200 chargers each keep one CALL outstanding (closed loop) for 10 s: validated messages per
+   second answered — and, for the edge, published to the log before the answer — as a ratio of the floor.
+3. storm: N chargers connect and complete BootNotification as fast as 500 in flight allow: connections/s.
+Prints ONE line. Targets (issue 8): p99 < 100 ms at 10,000 chargers (< 250 ms at 19,900); throughput >= 50% of
+the floor (>= 5,000 msgs/s here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "bench-secret-0123456789"
+
+BOOT = {"chargePointVendor": "Bench", "chargePointModel": "Load-1"}
+
+
+def _mix(rnd: random.Random, n: int) -> tuple[str, dict]:
+    x = rnd.random()
+    if x < 0.4:
+        return "Heartbeat", {}
+    if x < 0.7:
+        return "StatusNotification", {"connectorId": 1, "errorCode": "NoError",
+                                      "status": rnd.choice(["Available", "Charging", "Preparing"])}
+    ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return "MeterValues", {"connectorId": 1, "meterValue": [{"timestamp": ts, "sampledValue": [
+        {"value": str(1000 + n), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+        {"value": "7200", "measurand": "Power.Active.Import", "unit": "W"}]}]}
+
+
+def _raise_nofile() -> None:
+    """Open-file limit up to the hard limit (20,000 here: the per-process connection ceiling of DESIGN.md §5)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# ---- load generator (child process) ---------------------------------------------------------------------------
+async def _charger(url: str, cp: str, mode: str, period: float, until: float, lat: list[float],
+                   counts: list[int], rnd: random.Random) -> None:
+    import websockets
+
+    auth = base64.b64encode(f"{cp}:{SECRET}".encode()).decode()
+    try:
+        async with websockets.connect(f"{url}/{cp}", subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                                      additional_headers={"Authorization": f"Basic {auth}"},
+                                      open_timeout=60, ping_interval=None, max_queue=4,
+                                      compression=None) as ws:
+            await ws.send(json.dumps([2, "b", "BootNotification", BOOT]))
+            await ws.recv()
+            counts[0] += 1
+            if mode == "storm":
+                return
+            n = 0
+            if mode == "hold":
+                await asyncio.sleep(rnd.uniform(0, period))
+            while time.monotonic() < until:
+                action, payload = _mix(rnd, n)
+                n += 1
+                mid = uuid.uuid4().hex[:12]
+                t0 = time.perf_counter()
+                await ws.send(json.dumps([2, mid, action, payload]))
+                await ws.recv()
+                if mode == "hold" or counts[1]:
+                    lat.append((time.perf_counter() - t0) * 1000)
+                counts[2] += 1
+                if mode == "hold":
+                    await asyncio.sleep(max(0.0, period - (time.perf_counter() - t0)))
+    except Exception:  # noqa: BLE001 - counted, not fatal
+        counts[3] += 1
+
+
+async def _loadgen(url: str, ids: list[str], mode: str, period: float, seconds: float, ramp: float,
+                   inflight: int) -> dict:
+    rnd = random.Random(ids[0])
+    lat: list[float] = []
+    counts = [0, 0, 0, 0]  # connected, measuring, messages, failures
+    sem = asyncio.Semaphore(inflight)
+    t_start = time.monotonic()
+    until = t_start + ramp + seconds
+
+    async def one(i: int, cp: str) -> None:
+        if mode == "hold":
+            await asyncio.sleep(ramp * i / len(ids))
+        async with sem if mode == "storm" else _Null():
+            await _charger(url, cp, mode, period, until, lat, counts, rnd)
+
+    tasks = [asyncio.create_task(one(i, cp)) for i, cp in enumerate(ids)]
+    if mode != "storm":
+        await asyncio.sleep(ramp + min(period, seconds / 3))
+        lat.clear()  # steady state only
+        counts[1] = 1
+        counts[2] = 0
+    t_measure = time.monotonic()
+    await asyncio.gather(*tasks)
+    elapsed = time.monotonic() - (t_start if mode == "storm" else t_measure)
+    return {"lat": lat, "connected": counts[0], "messages": counts[2], "failures": counts[3],
+            "seconds": elapsed}
+
+
+class _Null:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *a: object) -> None:
+        return None
+
+
+def loadgen_main(a: argparse.Namespace) -> None:
+    import resource
+
+    _raise_nofile()
+    ids = [f"BENCH{i:06d}" for i in range(a.first, a.first + a.count)]
+    out = asyncio.run(_loadgen(a.url, ids, a.mode, a.period, a.seconds, a.ramp, 500))
+    print(json.dumps(out))
+
+
+# ---- bare floor server (child process) -------------------------------------------------------------------------
+def bare_main(a: argparse.Namespace) -> None:
+    import gc
+    import resource
+
+    import websockets
+    from websockets.asyncio.server import serve
+
+    _raise_nofile()
+
+    async def handler(ws) -> None:  # noqa: ANN001
+        try:
+            async for msg in ws:
+                f = json.loads(msg)
+                action = f[2]
+                body = {"currentTime": time.strftime("%Y-%m-%dT%H:%M:%SZ")} if action in (
+                    "Heartbeat",) else {"status": "Accepted", "currentTime": "2026-01-01T00:00:00Z",
+                                        "interval": 300} if action == "BootNotification" else {}
+                await ws.send(json.dumps([3, f[1], body]))
+        except websockets.ConnectionClosed:
+            pass
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", a.port, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                         ping_interval=None, compression=None, max_size=65536):
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(50_000, 20, 100)
+            await asyncio.Future()
+
+    asyncio.run(main())
+
+
+# ---- orchestration ---------------------------------------------------------------------------------------------
+def _proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _run_loadgens(url: str, n: int, mode: str, period: float, seconds: float, ramp: float, procs: int,
+                  server_pid: int) -> dict:
+    per = (n + procs - 1) // procs
+    children = []
+    for k in range(procs):
+        first, count = k * per, min(per, n - k * per)
+        if count <= 0:
+            break
+        children.append(subprocess.Popen(
+            [sys.executable, __file__, "--loadgen", "--url", url, "--first", str(first), "--count", str(count),
+             "--mode", mode, "--period", str(period), "--seconds", str(seconds), "--ramp", str(ramp)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
+    cpu0, rss0, t0 = None, None, None
+    if mode == "hold":
+        time.sleep(ramp + min(period, seconds / 3))
+        cpu0, rss0, t0 = _proc_cpu(server_pid), _proc_rss(server_pid), time.monotonic()
+    outs = [json.loads(c.communicate()[0] or b"{}") for c in children]
+    res = {"lat": [x for o in outs for x in o.get("lat", [])],
+           "connected": sum(o.get("connected", 0) for o in outs),
+           "messages": sum(o.get("messages", 0) for o in outs),
+           "failures": sum(o.get("failures", 0) for o in outs),
+           "seconds": max((o.get("seconds", 0) for o in outs), default=0)}
+    if cpu0 is not None:
+        res["cpu"] = (_proc_cpu(server_pid) - cpu0) / (time.monotonic() - t0)
+        res["rss"] = _proc_rss(server_pid)
+    return res
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else float("nan")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 60) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def _phases(url: str, pid: int, a: argparse.Namespace, rss_idle: int) -> dict:
+    hold = _run_loadgens(url, a.chargers, "hold", a.period, a.seconds, a.ramp, a.procs, pid)
+    thr = _run_loadgens(url, 200, "throughput", 0, 10, 0, 2, pid)
+    storm = _run_loadgens(url, a.chargers, "storm", 0, 0, 0, a.procs, pid)
+    return {
+        "p50": pct(hold["lat"], 0.5), "p99": pct(hold["lat"], 0.99), "held": hold["connected"],
+        "fail": hold["failures"] + storm["failures"] + thr["failures"], "cpu": hold.get("cpu", 0),
+        "kb_per_conn": max(0, hold.get("rss", 0) - rss_idle) / 1024 / max(1, hold["connected"]),
+        "msgs_s": thr["messages"] / thr["seconds"] if thr["seconds"] else 0,
+        "storm_s": storm["connected"] / storm["seconds"] if storm["seconds"] else 0,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--chargers", type=int, default=10_000)
+    ap.add_argument("--period", type=float, default=10)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--ramp", type=float, default=20, help="seconds over which the chargers connect")
+    ap.add_argument("--procs", type=int, default=2, help="load generator processes")
+    ap.add_argument("--quick", action="store_true", help="1,000 chargers, 20 s")
+    ap.add_argument("--loadgen", action="store_true")
+    ap.add_argument("--bare", action="store_true")
+    ap.add_argument("--url")
+    ap.add_argument("--port", type=int)
+    ap.add_argument("--first", type=int)
+    ap.add_argument("--count", type=int)
+    ap.add_argument("--mode")
+    a = ap.parse_args()
+    if a.loadgen:
+        return loadgen_main(a)
+    if a.bare:
+        return bare_main(a)
+    if a.quick:
+        a.chargers, a.seconds, a.ramp = 1000, 20, 5
+    import resource
+
+    from broker_ceiling import temp_stack, use_env
+
+    _raise_nofile()
+    with temp_stack(("kafka", "postgres", "redis")) as st:
+        env = st.env()
+        use_env(env)
+        import psycopg
+
+        from chargeverse.kafka import ensure_topics
+        from chargeverse.passwords import hash_machine_secret
+        from chargeverse.settings import get_settings
+        from projections.postgres.migrate import migrate
+
+        s = get_settings()
+        ensure_topics(bootstrap=s.kafka_bootstrap)
+        h = hash_machine_secret(SECRET)
+        with psycopg.connect(s.postgres_dsn.get_secret_value(), autocommit=True) as conn:
+            migrate(conn)
+            with conn.cursor().copy("COPY charge_point_credentials (station_id, password_hash, security_profile) "
+                                    "FROM STDIN") as cp:
+                for i in range(max(a.chargers, 200)):
+                    cp.write_row((f"BENCH{i:06d}", h, 1))
+        results = {}
+        for kind in ("bare", "edge"):
+            port = _free_port()
+            if kind == "bare":
+                cmd = [sys.executable, __file__, "--bare", "--port", str(port)]
+            else:
+                cmd = [str(ROOT / ".venv/bin/cv"), "run", "ocpp"]
+            proc = subprocess.Popen(cmd, env={**os.environ, **env, "CV_OCPP_PORT": str(port)},
+                                    stdout=subprocess.DEVNULL, stderr=open(f"/tmp/bench-ocpp-{kind}.log", "w"),
+                                    preexec_fn=_raise_nofile)
+            try:
+                _wait_port(port)
+                time.sleep(1)
+                results[kind] = _phases(f"ws://127.0.0.1:{port}/ocpp", proc.pid, a, _proc_rss(proc.pid))
+            finally:
+                proc.terminate()
+                proc.wait(20)
+    b, e = results["bare"], results["edge"]
+    print(f"chargers={a.chargers} period={a.period}s | edge: held={e['held']} p50={e['p50']:.1f}ms "
+          f"p99={e['p99']:.1f}ms cpu={e['cpu']:.0%} {e['kb_per_conn']:.1f}KB/conn {e['msgs_s']:.0f}msg/s "
+          f"storm={e['storm_s']:.0f}conn/s fail={e['fail']} | bare: held={b['held']} p50={b['p50']:.1f}ms "
+          f"p99={b['p99']:.1f}ms cpu={b['cpu']:.0%} {b['kb_per_conn']:.1f}KB/conn {b['msgs_s']:.0f}msg/s "
+          f"storm={b['storm_s']:.0f}conn/s | edge/bare throughput={e['msgs_s'] / max(b['msgs_s'], 1):.2f} "
+          f"storm={e['storm_s'] / max(b['storm_s'], 1):.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
