@@ -11,7 +11,7 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Sequence, Iterable, Iterator
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
@@ -222,6 +222,38 @@ class EventProducer:
         if isinstance(result[0], Exception):
             raise result[0]
         return result[0]
+
+    def publish_many_sync(self, events: Sequence[tuple[str, str | bytes, str, dict[str, Any]]],
+                          timeout: float = 60.0) -> list[Delivered]:
+        """Write (topic, key, event type, record) events and block until every one is acknowledged.
+
+        For processors: all of a batch's outputs are on the log before the batch's inputs count as done.  Raises
+        DeliveryError if any is refused (some may then be on the log: outputs carry deterministic ids)."""
+        if not events:
+            return []
+        results: list[Any] = [None] * len(events)
+        remaining = [len(events)]
+        lock = threading.Lock()
+        ev = threading.Event()
+
+        def cb(i: int, topic: str) -> Any:
+            def done(err: KafkaError | None, msg: Message) -> None:
+                results[i] = (DeliveryError(f"{topic}: {err.str()}") if err else
+                              Delivered(msg.topic(), msg.partition(), msg.offset()))
+                with lock:
+                    remaining[0] -= 1
+                    if remaining[0] == 0:
+                        ev.set()
+            return done
+
+        for i, (topic, key, event_type, record) in enumerate(events):
+            self._produce(topic, key, self.codec.encode(event_type, record), cb(i, topic))
+        if not ev.wait(timeout):
+            raise DeliveryError(f"{remaining[0]} of {len(events)} events unacknowledged after {timeout}s")
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return results
 
     def list_topics(self, timeout: float = 5.0) -> Any:
         """Broker metadata (raises when the broker is unreachable): a readiness probe."""
