@@ -1,0 +1,34 @@
+"""The sessions processor: `ocpp.frames` -> `sessions`, run as a stateful processor (streams/stateful.py).
+
+The fold (streams/sessions/fold.py) is pure; this module only adapts it: the state key is the charge point id
+(the key of `ocpp.frames`, so one charger's frames are folded in order by one worker), non-frame events
+(connections) pass through untouched, and each output goes to `sessions` keyed by its session id.  A frame the
+fold cannot use raises SessionFrameError; the agent retries it alone and then sends it to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chargeverse.kafka import EventProducer
+from chargeverse.topics import OCPP_FRAMES, SESSIONS
+from projections.base import SourcedEvent
+from streams.sessions.fold import apply, new_state
+from streams.stateful import Output, StatefulProcessor
+
+NAME = "sessions"
+
+
+def fold(state: dict[str, Any] | None, e: SourcedEvent) -> tuple[dict[str, Any] | None, list[Output]]:
+    if e.type != "OcppFrame":
+        return state, []
+    new, outs = apply(state if state is not None else new_state(), e.record)
+    return new, [(SESSIONS.name, rec["session_id"], etype, rec) for etype, rec in outs]
+
+
+def key_of(e: SourcedEvent) -> str:
+    return str(e.record.get("charge_point_id", ""))
+
+
+def build(dsn: str, schema: str = "public", producer: EventProducer | None = None) -> StatefulProcessor:
+    return StatefulProcessor(NAME, (OCPP_FRAMES.name,), dsn, fold, key_of, producer=producer, schema=schema)
