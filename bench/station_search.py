@@ -11,7 +11,7 @@ where drivers are.
 Then, in the same run, each for `--seconds` with `--clients` concurrent clients:
 - floor: the API's own nearest-20 SQL (and the bbox SQL) sent straight to PostGIS through an async pool;
 - the API (`cv run api` in its own process, uvicorn, JWT checked per request) answering
-  GET /api/stations?near=...&radius=50000&limit=20 and GET /api/stations?bbox=...&limit=20,
+  GET /api/stations?near=...&limit=20 (nearest 20, no radius) and GET /api/stations?bbox=...&limit=20,
   which also reads connectors and the live status from Redis.
 Prints ONE line: p50/p99 latency and requests/s for each, and the API/floor ratios.
 Targets (issue 4): API p99 < 50 ms; the API adds < 3x the raw query time.
@@ -92,15 +92,14 @@ def query_points(centres: list[tuple[float, float, float]], k: int, seed: int = 
 NEAR_SQL = ("SELECT s.station_id, s.name, s.operator, s.address, ST_Y(s.location::geometry), "
             "ST_X(s.location::geometry), s.online, s.vendor, s.model, s.firmware_version, s.last_heartbeat_at, "
             "ST_Distance(s.location, ST_MakePoint(%(lon)s, %(lat)s)::geography) AS d FROM stations s "
-            "WHERE s.location IS NOT NULL AND ST_DWithin(s.location, ST_MakePoint(%(lon)s, %(lat)s)::geography, "
-            "%(r)s) ORDER BY s.location <-> ST_MakePoint(%(lon)s, %(lat)s)::geography, s.station_id "
+            "WHERE s.location IS NOT NULL ORDER BY s.location <-> ST_MakePoint(%(lon)s, %(lat)s)::geography "
             "LIMIT 20 OFFSET 0")
 BBOX_SQL = ("SELECT s.station_id, s.name, s.operator, s.address, ST_Y(s.location::geometry), "
             "ST_X(s.location::geometry), s.online, s.vendor, s.model, s.firmware_version, s.last_heartbeat_at, "
             "ST_Distance(s.location, ST_MakePoint(%(lon)s, %(lat)s)::geography) AS d FROM stations s "
             "WHERE s.location IS NOT NULL AND s.location && ST_MakeEnvelope(%(min_lon)s, %(min_lat)s, "
             "%(max_lon)s, %(max_lat)s, 4326)::geography "
-            "ORDER BY s.location <-> ST_MakePoint(%(lon)s, %(lat)s)::geography, s.station_id LIMIT 20 OFFSET 0")
+            "ORDER BY s.location <-> ST_MakePoint(%(lon)s, %(lat)s)::geography LIMIT 20 OFFSET 0")
 
 
 async def run_clients(clients: int, seconds: float, one) -> tuple[list[float], float]:  # noqa: ANN001
@@ -136,7 +135,7 @@ async def floor(dsn: str, pts, clients: int, seconds: float, kind: str):  # noqa
             lat, lon = pts[i % len(pts)]
             async with pool.connection() as conn:
                 if kind == "near":
-                    cur = await conn.execute(NEAR_SQL, {"lat": lat, "lon": lon, "r": 50000})
+                    cur = await conn.execute(NEAR_SQL, {"lat": lat, "lon": lon})
                 else:
                     cur = await conn.execute(BBOX_SQL, {"lat": lat, "lon": lon, "min_lat": lat - 0.05,
                                                         "max_lat": lat + 0.05, "min_lon": lon - 0.08,
@@ -156,7 +155,7 @@ async def api(url: str, token: str, pts, clients: int, seconds: float, kind: str
         async def one(i: int) -> None:
             lat, lon = pts[i % len(pts)]
             if kind == "near":
-                params = {"near": f"{lat:.5f},{lon:.5f}", "radius": 50000, "limit": 20}
+                params = {"near": f"{lat:.5f},{lon:.5f}", "limit": 20}
             else:
                 params = {"bbox": f"{lat - 0.05:.5f},{lon - 0.08:.5f},{lat + 0.05:.5f},{lon + 0.08:.5f}",
                           "limit": 20}

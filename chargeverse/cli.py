@@ -274,6 +274,28 @@ def cmd_charger(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tariff(a: argparse.Namespace) -> int:
+    """Set a station's tariff from an OCPI 2.2.1 Tariff JSON file (validated by the tariff engine first)."""
+    from datetime import datetime
+
+    from chargeverse.kafka import EventProducer
+    from chargeverse.tariffs_admin import TariffRejected, set_tariff
+
+    try:
+        tariff = json.loads(Path(a.file).read_text())
+        valid_from = datetime.fromisoformat(a.valid_from) if a.valid_from else None
+        p = EventProducer()
+        try:
+            rec = set_tariff(p, a.station_id, tariff, time_zone=a.time_zone, valid_from=valid_from, set_by="cli")
+        finally:
+            p.close()
+    except (OSError, ValueError, TariffRejected) as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    print(f"tariff {rec['tariff_id']} ({rec['currency']}) set for {a.station_id} from {rec['valid_from']}")
+    return 0
+
+
 def cmd_token(a: argparse.Namespace) -> int:
     from chargeverse.tokens import issue
 
@@ -411,6 +433,12 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--secret", help="the charger's Basic-auth secret (generated and shown once if omitted)")
     sp.add_argument("--security-profile", type=int, default=1, choices=(0, 1, 2, 3))
     sp.set_defaults(fn=cmd_charger)
+    sp = sub.add_parser("tariff", help="set a station's tariff (OCPI 2.2.1 Tariff JSON; publishes StationTariffSet)")
+    sp.add_argument("station_id")
+    sp.add_argument("file", help="path of the OCPI Tariff JSON")
+    sp.add_argument("--time-zone", default="UTC", help="IANA time zone of the station (restrictions are local)")
+    sp.add_argument("--valid-from", help="ISO time with offset; default now")
+    sp.set_defaults(fn=cmd_tariff)
     sp = sub.add_parser("token", help="issue an API access token (local/dev)")
     sp.add_argument("action", choices=("issue",))
     sp.add_argument("--sub", default="cli-user")

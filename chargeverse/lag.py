@@ -34,7 +34,7 @@ def projection_lag() -> dict[str, Any]:
     try:
         highs = {t: _high_watermarks(consumer, t) for c in CONSUMERS for t in c.consumes}
         for c in CONSUMERS:
-            if c.kind == "projection":
+            if c.name in PROJECTIONS:  # projections and stateful processors keep their offsets in their store
                 proj = build(PROJECTIONS[c.name])
                 try:
                     positions = proj.offsets()

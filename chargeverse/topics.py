@@ -40,7 +40,7 @@ OCPP_FRAMES = Topic(
 )
 OCPP_COMMANDS = Topic(
     "ocpp.commands", "charge point id", "commands for chargers (remote start/stop, profiles, reset, ...)",
-    partitions=6, events=(),
+    partitions=6, events=("OcppCommandRequested", "OcppCommandResult"),
 )
 OCPI_INBOUND = Topic("ocpi.inbound", "partner + object id", "every partner push/pull result, verbatim", 6, ())
 OCPI_OUTBOUND = Topic("ocpi.outbound", "partner", "commands and pushes to partners", 6, ())
@@ -48,11 +48,14 @@ STATIONS = Topic(
     "stations", "station id", "station/EVSE/connector state (own and roamed)",
     partitions=6,
     events=("StationRegistered", "StationBooted", "ConnectorStatusChanged", "StationHeartbeat",
-            "StationConnectionChanged"),
+            "StationConnectionChanged", "StationTariffSet"),
 )
-SESSIONS = Topic("sessions", "session id", "session lifecycle: requested, started, meter samples, stopped, CDR", 6, ())
+SESSIONS = Topic("sessions", "session id", "session lifecycle: requested, started, meter samples, stopped, CDR", 6,
+                 ("SessionStarted", "SessionMeterSample", "SessionStopped"))
 IDENTITY = Topic("identity", "user id", "users, vehicles, tokens, roles, fleets", 6, ())
-BILLING = Topic("billing", "account id", "priced sessions, payments, invoices", 6, ())
+BILLING = Topic("billing", "account id", "priced sessions, payments, invoices", 6,
+                ("CdrPriced", "BillingReview", "BillingDiscrepancy", "PaymentEvent", "InvoiceIssued",
+                 "EnergyBillExported"))
 LEDGER = Topic("ledger", "ledger account", "postings (derived, for consumers of the ledger)", 6, (), source=False)
 PNC = Topic("pnc", "eMAID", "contract certificates issued, revoked, statuses", 6, ())
 FORECASTS = Topic("forecasts", "station", "model outputs", 6, (), cleanup_policy="compact", source=False)

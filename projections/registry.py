@@ -28,7 +28,21 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
         from projections.postgres.ocpp_commands import OcppCommandsProjection
 
         return OcppCommandsProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name == "station_tariffs":
+        from projections.postgres.station_tariffs import StationTariffsProjection
+
+        return StationTariffsProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name == "sessions":
+        from projections.postgres.sessions import SessionsProjection
+
+        return SessionsProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
+    # stateful processors run on the same machinery as projections (streams/stateful.py)
+    if name == "sessions_processor":
+        from streams.sessions.processor import build as build_sessions
+
+        return build_sessions(s.postgres_dsn.get_secret_value(), namespace or "public")
     raise KeyError(f"unknown projection {name!r}; known: {', '.join(NAMES)}")
 
 
-NAMES: tuple[str, ...] = ("postgres", "redis", "mongo", "ocpp_commands")
+NAMES: tuple[str, ...] = ("postgres", "redis", "mongo", "ocpp_commands", "station_tariffs", "sessions",
+                          "sessions_processor")

@@ -252,7 +252,7 @@ def _topic(name: str) -> Any:
 for c in CONSUMERS:
     if c.group != GROUP:
         continue
-    if c.kind == "projection":
+    if c.name in PROJECTIONS:  # projections, and stateful processors built on the same machinery
         _projection_agent(c.name, PROJECTIONS[c.name], _topic(c.consumes[0]))
     elif c.name == "stations":
         app.agent(frames_topic, name="stations")(stations_processor)

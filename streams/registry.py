@@ -32,9 +32,18 @@ CONSUMERS: tuple[Consumer, ...] = (
     Consumer("stations", "processor", ("ocpp.frames",), ("stations",),
              "OCPP frames -> station booted/heartbeat/connector status/online (streams/station_events.py)",
              "processors"),
+    Consumer("sessions", "processor", ("ocpp.frames",), ("sessions",),
+             "OCPP 1.6 transactions and 2.0.1 TransactionEvents -> session started/meter sample/stopped, energy from "
+             "register readings (streams/sessions/, state in Postgres via streams/stateful.py)", "processors"),
+    Consumer("pg.sessions", "projection", ("sessions",), (),
+             "Postgres sessions, live energy/power/SoC while they run (projections/postgres/sessions.py)",
+             "projections"),
     Consumer("pg.stations", "projection", ("stations",), (),
              "Postgres stations, connectors (PostGIS), charger credentials (projections/postgres/stations.py)",
              "projections"),
+    Consumer("pg.station_tariffs", "projection", ("stations",), (),
+             "Postgres tariffs of our stations over time, for billing and the API "
+             "(projections/postgres/station_tariffs.py)", "projections"),
     Consumer("redis.live_status", "projection", ("stations",), (),
              "Redis live station and connector status (projections/redis_status.py)", "projections"),
     Consumer("pg.ocpp_commands", "projection", ("ocpp.commands",), (),
@@ -46,4 +55,6 @@ CONSUMERS: tuple[Consumer, ...] = (
 
 #: projection consumer name -> projections.registry name
 PROJECTIONS = {"pg.stations": "postgres", "redis.live_status": "redis", "mongo.frame_archive": "mongo",
-               "pg.ocpp_commands": "ocpp_commands"}
+               "pg.ocpp_commands": "ocpp_commands", "pg.sessions": "sessions",
+               "pg.station_tariffs": "station_tariffs",
+               "sessions": "sessions_processor"}

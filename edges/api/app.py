@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from chargeverse.settings import Settings, get_settings
 from chargeverse.kafka import EventProducer
-from edges.api import commands, stations
+from edges.api import commands, sessions, stations, tariffs
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Driver, fleet and operator API of chargeverse. Authenticate with a Bearer JWT.")
     app.include_router(stations.router)
     app.include_router(commands.router)
+    app.include_router(sessions.router)
+    app.include_router(tariffs.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:

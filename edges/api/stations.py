@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from edges.api.auth import require
+from edges.api.tariffs import describe
+from projections.postgres.station_tariffs import tariff_at_async
 
 router = APIRouter(prefix="/api/stations", tags=["stations"])
 READERS = ("driver", "fleet_manager", "operator", "admin")
@@ -21,6 +24,12 @@ class Connector(BaseModel):
     status: str = Field("Unknown", description="live OCPP status; Unknown until the charger reports")
     error_code: str | None = None
     status_at: str | None = None
+
+
+class StationTariff(BaseModel):
+    tariff_id: str
+    currency: str
+    description: str = Field(..., description="the tariff in words, e.g. '0.25 EUR/kWh, 2.00 EUR/h parking'")
 
 
 class Station(BaseModel):
@@ -37,6 +46,8 @@ class Station(BaseModel):
     firmware_version: str | None = None
     last_heartbeat_at: str | None = None
     connectors: list[Connector] = []
+    tariff: StationTariff | None = Field(None, description="the tariff in effect now (station detail only)")
+
 
 
 class StationPage(BaseModel):
@@ -65,18 +76,22 @@ _CONNECTORS = ("(SELECT json_agg(json_build_array(c.connector_id, c.standard, c.
                "WHERE c.station_id = s.station_id AND c.connector_id > 0)")
 
 
-async def _with_live(request: Request, rows: list[tuple[Any, ...]], distances: list[float | None]) -> list[Station]:
+async def _with_live(request: Request, rows: list[tuple[Any, ...]], distances: list[float | None],
+                     live_status: bool = True) -> list[Station]:
     """Stations from rows (whose last column is their connectors as JSON), with live status from Redis.
 
-    One SQL round trip and one Redis pipeline per request, whatever the page size."""
+    Search pages take the status from Postgres (the same events project it; one round trip per page keeps
+    search fast at any scale); the station detail adds the Redis live view (`live_status`)."""
     if not rows:
         return []
-    redis = request.app.state.redis
-    pipe = redis.pipeline(transaction=False)
-    for r in rows:
-        pipe.hgetall(f"cv:station:{r[0]}")
-        pipe.hgetall(f"cv:connectors:{r[0]}")
-    live = await pipe.execute()
+    if live_status:
+        pipe = request.app.state.redis.pipeline(transaction=False)
+        for r in rows:
+            pipe.hgetall(f"cv:station:{r[0]}")
+            pipe.hgetall(f"cv:connectors:{r[0]}")
+        live = await pipe.execute()
+    else:
+        live = [{}] * (2 * len(rows))
     out = []
     for i, r in enumerate(rows):
         station_live, conn_live = live[2 * i], live[2 * i + 1]
@@ -121,14 +136,17 @@ STANDARDS = ("CHADEMO", "CHAOJI", "DOMESTIC_A", "DOMESTIC_B", "DOMESTIC_C", "DOM
 
 @router.get("", response_model=StationPage,
             summary="Search stations near a point or in a bounding box, nearest first",
-            description="Give `near` (with `radius`) or `bbox` (or both). Filters combine with AND; connector "
+            description="Give `near` (optionally with `radius`) or `bbox` (or both). Filters combine with AND; connector "
                         "filters (`connector`, `min_power_kw`, `available`) must hold for one and the same "
-                        "connector. Results are sorted by distance from `near` (or from the bbox centre), then "
-                        "by station id, and paginated with `limit`/`offset`.")
+                        "connector. Results are sorted by distance from `near` (or from the bbox centre), "
+                        "paginated with `limit`/`offset`. Without `radius`, `near` returns the nearest stations "
+                        "however far (an index walk in distance order: fast at any density).")
 async def search(request: Request,
                  near: str | None = Query(None, description="lat,lon in decimal degrees (WGS84)",
                                           examples=["52.37,4.89"]),
-                 radius: float = Query(5000, gt=0, le=500_000, description="metres around `near`"),
+                 radius: float | None = Query(None, gt=0, le=500_000,
+                                              description="metres around `near`; default: no bound (the "
+                                                          "nearest stations, however far)"),
                  bbox: str | None = Query(None, description="min_lat,min_lon,max_lat,max_lon",
                                           examples=["52.3,4.8,52.4,5.0"]),
                  connector: list[str] | None = Query(None, description="connector standard(s), OCPI names, "
@@ -149,8 +167,9 @@ async def search(request: Request,
     params: dict[str, Any] = {"limit": limit, "offset": offset}
     if near is not None:
         params["lat"], params["lon"] = _parse_near(near)
-        params["r"] = radius
-        where.append("ST_DWithin(s.location, ST_MakePoint(%(lon)s, %(lat)s)::geography, %(r)s)")
+        if radius is not None:
+            params["r"] = radius
+            where.append("ST_DWithin(s.location, ST_MakePoint(%(lon)s, %(lat)s)::geography, %(r)s)")
     if bbox is not None:
         a, b, c_, d = _parse_bbox(bbox)
         params.update(min_lat=a, min_lon=b, max_lat=c_, max_lon=d)
@@ -178,12 +197,13 @@ async def search(request: Request,
         where.append("s.online = %(online)s")
     query = (f"SELECT {_COLUMNS}, {_CONNECTORS}, ST_Distance(s.location, ST_MakePoint(%(lon)s, %(lat)s)::geography) AS d "
              f"FROM stations s WHERE {' AND '.join(where)} "
-             "ORDER BY s.location <-> ST_MakePoint(%(lon)s, %(lat)s)::geography, s.station_id "
+             # distance only: a second sort key would stop PostGIS walking the GiST index in distance order
+             "ORDER BY s.location <-> ST_MakePoint(%(lon)s, %(lat)s)::geography "
              "LIMIT %(limit)s OFFSET %(offset)s")
     async with request.app.state.pg.connection() as conn:
         cur = await conn.execute(query, params)
         rows = await cur.fetchall()
-    items = await _with_live(request, [r[:-1] for r in rows], [round(r[-1], 1) for r in rows])
+    items = await _with_live(request, [r[:-1] for r in rows], [round(r[-1], 1) for r in rows], live_status=False)
     return StationPage(items=items, limit=limit, offset=offset)
 
 
@@ -194,6 +214,12 @@ async def detail(station_id: str, request: Request, _: dict = Depends(require(*R
         cur = await conn.execute(f"SELECT {_COLUMNS}, {_CONNECTORS} FROM stations s WHERE s.station_id = %s",
                                  (station_id,))
         row = await cur.fetchone()
-    if row is None:
-        raise HTTPException(404, f"no station {station_id!r}")
-    return (await _with_live(request, [row], [None]))[0]
+        if row is None:
+            raise HTTPException(404, f"no station {station_id!r}")
+        t = await tariff_at_async(conn, station_id, datetime.now(timezone.utc))
+    station = (await _with_live(request, [row], [None]))[0]
+    if t is not None:
+        tariff = t["tariff"] if isinstance(t["tariff"], dict) else json.loads(t["tariff"])
+        station.tariff = StationTariff(tariff_id=t["tariff_id"], currency=t["currency"],
+                                       description=describe(tariff))
+    return station
