@@ -297,9 +297,46 @@ def cmd_tariff(a: argparse.Namespace) -> int:
 
 
 def cmd_token(a: argparse.Namespace) -> int:
-    from chargeverse.tokens import issue
+    from chargeverse.tokens import TokenError, issue
 
-    print(issue(a.sub, a.role, ttl_seconds=a.ttl))
+    try:
+        print(issue(a.sub, a.role, ttl_seconds=a.ttl))
+    except TokenError as exc:
+        print(f"cannot issue a token: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_jwt_keys(a: argparse.Namespace) -> int:
+    """Rotate the JWT signing keys: new tokens get a new key id; the previous key verifies for a grace period."""
+    from chargeverse.keyring import rotate_sync
+    from chargeverse.tokens import auth_prefix
+    from edges.api.auth import AuthConfig
+
+    s = _settings()
+    state = rotate_sync(s.redis_url.get_secret_value(), auth_prefix(s), s.jwt_secret.get_secret_value(),
+                        AuthConfig.from_settings(s).previous_key_seconds, a.retire_previous)
+    print(f"signing keys rotated: {state.to_json()}")
+    return 0
+
+
+def cmd_account(a: argparse.Namespace) -> int:
+    """Create an account with any roles (the only way to create admins, operators and auditors)."""
+    import getpass
+
+    from chargeverse.kafka import EventProducer
+    from edges.api.accounts import create_account_sync
+
+    password = a.password or getpass.getpass("password: ")
+    p = EventProducer()
+    try:
+        account_id, _ = create_account_sync(p, a.email, password, a.role or ["driver"], a.name)
+    except ValueError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        p.close()
+    print(f"account {account_id} registered for {a.email} with roles {', '.join(a.role or ['driver'])}")
     return 0
 
 
@@ -393,6 +430,8 @@ def cmd_tail(a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from projections.registry import NAMES as PROJECTION_NAMES
+
     p = argparse.ArgumentParser(prog="cv", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     sp = sub.add_parser("stack", help="the embedded broker and stores")
@@ -443,17 +482,28 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("action", choices=("issue",))
     sp.add_argument("--sub", default="cli-user")
     sp.add_argument("--role", action="append", default=None, choices=("driver", "fleet_manager", "operator",
-                                                                      "admin"))
+                                                                      "admin", "auditor"))
     sp.add_argument("--ttl", type=int, default=900)
     sp.set_defaults(fn=lambda a: cmd_token(argparse.Namespace(sub=a.sub, role=a.role or ["driver"], ttl=a.ttl)))
+    sp = sub.add_parser("jwt-keys", help="rotate the JWT signing keys")
+    sp.add_argument("action", choices=("rotate",))
+    sp.add_argument("--retire-previous", action="store_true", help="stop accepting the previous key at once")
+    sp.set_defaults(fn=cmd_jwt_keys)
+    sp = sub.add_parser("account", help="create an account with any roles (admins, operators, auditors)")
+    sp.add_argument("action", choices=("create",))
+    sp.add_argument("--email", required=True)
+    sp.add_argument("--role", action="append", choices=("driver", "fleet_manager", "operator", "admin", "auditor"))
+    sp.add_argument("--name")
+    sp.add_argument("--password", help="default: asked for (never pass real passwords on a command line)")
+    sp.set_defaults(fn=cmd_account)
     sp = sub.add_parser("replay", help="rebuild a projection from offset 0")
-    sp.add_argument("projection", choices=("postgres", "redis", "mongo"))
+    sp.add_argument("projection", choices=PROJECTION_NAMES)
     sp.add_argument("--into", help="namespace to build into (Postgres schema / Redis prefix / Mongo collection prefix)")
     sp.add_argument("--check", action="store_true", help="compare the rebuilt checksum with the live one")
     sp.add_argument("--yes", action="store_true", help="allow rebuilding the live projection in place")
     sp.set_defaults(fn=cmd_replay)
     sp = sub.add_parser("checksum", help="digest of a projection's content")
-    sp.add_argument("projection", choices=("postgres", "redis", "mongo"))
+    sp.add_argument("projection", choices=PROJECTION_NAMES)
     sp.add_argument("--namespace")
     sp.set_defaults(fn=cmd_checksum)
     sp = sub.add_parser("lag", help="consumer lag per partition of every processor and projection")

@@ -56,6 +56,23 @@ class Settings(BaseSettings):
     #: HS256 signing key for app JWTs; the local stack generates one, production injects one
     jwt_secret: SecretStr = SecretStr("")
     jwt_issuer: str = "chargeverse"
+    # accounts and auth (edges/api/accounts.py, chargeverse/keyring.py): JWT signing keys are derived from
+    # jwt_secret and a key id; the previous key keeps verifying for jwt_previous_key_seconds after a rotation
+    jwt_access_ttl_seconds: int = 900
+    jwt_previous_key_seconds: int = 43200
+    refresh_idle_seconds: int = 1_209_600
+    refresh_max_seconds: int = 2_592_000
+    # argon2id for people's passwords: above OWASP's minimum (m=19 MiB, t=2, p=1)
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+    argon2_concurrency: int = 4
+    auth_redis_prefix: str = "cv:auth"
+    api_write_wait_seconds: float = 5.0
+    rate_limits: str = ""  # overrides, e.g. "login.ip=20/60;login.account=10/900"
+    # who we are in roaming and on our own CDRs (OCPI country code / party id)
+    emsp_country_code: str = "NL"
+    emsp_party_id: str = "CVE"
 
     # the stream processors
     worker_web_host: str = "127.0.0.1"

@@ -52,7 +52,11 @@ STATIONS = Topic(
 )
 SESSIONS = Topic("sessions", "session id", "session lifecycle: requested, started, meter samples, stopped, CDR", 6,
                  ("SessionStarted", "SessionMeterSample", "SessionStopped"))
-IDENTITY = Topic("identity", "user id", "users, vehicles, tokens, roles, fleets", 6, ())
+IDENTITY = Topic("identity", "account id (id-token events: the token's id, derived from its uid)",
+                 "accounts, profiles, vehicles, favourites, payment-method refs, id tokens", 6,
+                 ("AccountRegistered", "PasswordChanged", "ProfileUpdated", "VehicleAdded", "VehicleRemoved",
+                  "FavouriteAdded", "FavouriteRemoved", "PaymentMethodAdded", "PaymentMethodRemoved",
+                  "IdTokenIssued", "IdTokenBlocked"))
 BILLING = Topic("billing", "account id", "priced sessions, payments, invoices", 6,
                 ("CdrPriced", "BillingReview", "BillingDiscrepancy", "PaymentEvent", "InvoiceIssued",
                  "EnergyBillExported"))

@@ -28,6 +28,10 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
         from projections.postgres.ocpp_commands import OcppCommandsProjection
 
         return OcppCommandsProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name == "identity":
+        from projections.postgres.identity import IdentityProjection
+
+        return IdentityProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
     if name == "station_tariffs":
         from projections.postgres.station_tariffs import StationTariffsProjection
 
@@ -41,8 +45,12 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
         from streams.sessions.processor import build as build_sessions
 
         return build_sessions(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name == "billing_processor":
+        from streams.billing.processor import build as build_billing
+
+        return build_billing(s.postgres_dsn.get_secret_value(), namespace or "public")
     raise KeyError(f"unknown projection {name!r}; known: {', '.join(NAMES)}")
 
 
-NAMES: tuple[str, ...] = ("postgres", "redis", "mongo", "ocpp_commands", "station_tariffs", "sessions",
-                          "sessions_processor")
+NAMES: tuple[str, ...] = ("postgres", "redis", "mongo", "ocpp_commands", "identity", "station_tariffs", "sessions",
+                          "sessions_processor", "billing_processor")

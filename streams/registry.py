@@ -35,6 +35,9 @@ CONSUMERS: tuple[Consumer, ...] = (
     Consumer("sessions", "processor", ("ocpp.frames",), ("sessions",),
              "OCPP 1.6 transactions and 2.0.1 TransactionEvents -> session started/meter sample/stopped, energy from "
              "register readings (streams/sessions/, state in Postgres via streams/stateful.py)", "processors"),
+    Consumer("billing", "processor", ("sessions",), ("billing", "ledger"),
+             "stopped own-station sessions -> priced CDR (tariff engine) + ledger postings, or a review entry "
+             "(streams/billing/)", "processors"),
     Consumer("pg.sessions", "projection", ("sessions",), (),
              "Postgres sessions, live energy/power/SoC while they run (projections/postgres/sessions.py)",
              "projections"),
@@ -46,6 +49,9 @@ CONSUMERS: tuple[Consumer, ...] = (
              "(projections/postgres/station_tariffs.py)", "projections"),
     Consumer("redis.live_status", "projection", ("stations",), (),
              "Redis live station and connector status (projections/redis_status.py)", "projections"),
+    Consumer("pg.identity", "projection", ("identity",), (),
+             "Postgres accounts, vehicles, favourites, payment-method refs, id tokens (+ id_tokens for the OCPP "
+             "edge) (projections/postgres/identity.py)", "projections"),
     Consumer("pg.ocpp_commands", "projection", ("ocpp.commands",), (),
              "Postgres commands to chargers and their outcomes (projections/postgres/ocpp_commands.py)",
              "projections"),
@@ -55,6 +61,6 @@ CONSUMERS: tuple[Consumer, ...] = (
 
 #: projection consumer name -> projections.registry name
 PROJECTIONS = {"pg.stations": "postgres", "redis.live_status": "redis", "mongo.frame_archive": "mongo",
-               "pg.ocpp_commands": "ocpp_commands", "pg.sessions": "sessions",
+               "pg.ocpp_commands": "ocpp_commands", "pg.identity": "identity", "pg.sessions": "sessions",
                "pg.station_tariffs": "station_tariffs",
-               "sessions": "sessions_processor"}
+               "sessions": "sessions_processor", "billing": "billing_processor"}

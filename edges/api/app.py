@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from chargeverse.settings import Settings, get_settings
 from chargeverse.kafka import EventProducer
-from edges.api import commands, sessions, stations, tariffs
+from edges.api import accounts, admin, commands, me, sessions, stations, tariffs
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -39,6 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="chargeverse API", version="0.1.0", lifespan=lifespan,
                   description="Driver, fleet and operator API of chargeverse. Authenticate with a Bearer JWT.")
+    app.include_router(accounts.router)
+    app.include_router(me.router)
+    app.include_router(admin.router)
     app.include_router(stations.router)
     app.include_router(commands.router)
     app.include_router(sessions.router)
