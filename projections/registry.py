@@ -45,6 +45,10 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
         from streams.sessions.processor import build as build_sessions
 
         return build_sessions(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name == "billing":
+        from projections.postgres.billing import BillingProjection
+
+        return BillingProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
     if name == "billing_processor":
         from streams.billing.processor import build as build_billing
 
@@ -53,4 +57,4 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
 
 
 NAMES: tuple[str, ...] = ("postgres", "redis", "mongo", "ocpp_commands", "identity", "station_tariffs", "sessions",
-                          "sessions_processor", "billing_processor")
+                          "sessions_processor", "billing", "billing_processor")

@@ -38,6 +38,8 @@ CONSUMERS: tuple[Consumer, ...] = (
     Consumer("billing", "processor", ("sessions",), ("billing", "ledger"),
              "stopped own-station sessions -> priced CDR (tariff engine) + ledger postings, or a review entry "
              "(streams/billing/)", "processors"),
+    Consumer("pg.billing", "projection", ("billing",), (),
+             "Postgres priced CDRs and the billing review queue (projections/postgres/billing.py)", "projections"),
     Consumer("pg.sessions", "projection", ("sessions",), (),
              "Postgres sessions, live energy/power/SoC while they run (projections/postgres/sessions.py)",
              "projections"),
@@ -63,4 +65,5 @@ CONSUMERS: tuple[Consumer, ...] = (
 PROJECTIONS = {"pg.stations": "postgres", "redis.live_status": "redis", "mongo.frame_archive": "mongo",
                "pg.ocpp_commands": "ocpp_commands", "pg.identity": "identity", "pg.sessions": "sessions",
                "pg.station_tariffs": "station_tariffs",
-               "sessions": "sessions_processor", "billing": "billing_processor"}
+               "sessions": "sessions_processor", "billing": "billing_processor",
+               "pg.billing": "billing"}

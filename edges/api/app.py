@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from chargeverse.settings import Settings, get_settings
 from chargeverse.kafka import EventProducer
-from edges.api import accounts, admin, commands, me, sessions, stations, tariffs
+from edges.api import accounts, admin, billing, commands, me, sessions, stations, tariffs
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(commands.router)
     app.include_router(sessions.router)
     app.include_router(tariffs.router)
+    app.include_router(billing.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:

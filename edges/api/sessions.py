@@ -7,17 +7,27 @@ another driver's session answers 404, not 403, so session ids cannot be probed.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from edges.api.auth import require
+from ledger.tariff import MeterSample, TariffEngineError, price_samples
+from projections.postgres.station_tariffs import tariff_at_async
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 STAFF = ("operator", "admin")
 READERS = ("driver", "fleet_manager", *STAFF)
+
+
+class Cost(BaseModel):
+    currency: str
+    excl_vat: str = Field(..., description="decimal string, e.g. '5.50'")
+    incl_vat: str | None = None
+    final: bool = Field(..., description="true: the priced CDR; false: a live estimate by the same tariff engine")
 
 
 class Session(BaseModel):
@@ -35,6 +45,7 @@ class Session(BaseModel):
     stop_reason: str | None = None
     id_token: str | None = None
     authorization_status: str | None = None
+    cost: Cost | None = Field(None, description="the final cost once billed, the cost so far while it runs")
 
 
 class SessionPage(BaseModel):
@@ -43,22 +54,38 @@ class SessionPage(BaseModel):
     offset: int
 
 
-_COLS = ("session_id, charge_point_id, evse_id, connector_id, status, started_at, stopped_at, energy_wh, power_w, "
-         "soc_percent, last_sample_at, stop_reason, id_token, authorization_status")
+_COLS = ("s.session_id, s.charge_point_id, s.evse_id, s.connector_id, s.status, s.started_at, s.stopped_at, "
+         "s.energy_wh, s.power_w, s.soc_percent, s.last_sample_at, s.stop_reason, s.id_token, "
+         "s.authorization_status, c.currency, c.total_cost_excl_vat, c.total_cost_incl_vat")
+_FROM = "sessions s LEFT JOIN cdrs c ON c.session_id = s.session_id"
 
 
 def _session(r: tuple[Any, ...]) -> Session:
+    cost = None if r[14] is None else Cost(currency=r[14], excl_vat=str(r[15]),
+                                            incl_vat=None if r[16] is None else str(r[16]), final=True)
     return Session(session_id=r[0], charge_point_id=r[1], evse_id=r[2], connector_id=r[3], status=r[4],
                    started_at=r[5], stopped_at=r[6], energy_kwh=round((r[7] or 0) / 1000, 3),
                    power_kw=None if r[8] is None else round(r[8] / 1000, 3), soc_percent=r[9],
-                   last_sample_at=r[10], stop_reason=r[11], id_token=r[12], authorization_status=r[13])
+                   last_sample_at=r[10], stop_reason=r[11], id_token=r[12], authorization_status=r[13], cost=cost)
+
+
+def live_cost(tariff: dict[str, Any], time_zone: str, started_at: datetime, now: datetime,
+              energy_wh: float) -> Cost:
+    """The cost so far, by the same tariff engine that prices the final CDR (from the start to now, with the
+    energy delivered so far; the final CDR uses every meter sample, so it can differ by the time-of-day split)."""
+    priced = price_samples(tariff, [MeterSample(started_at, 0), MeterSample(max(now, started_at),
+                                                                             Decimal(str(energy_wh)))],
+                           time_zone=time_zone)
+    return Cost(currency=priced.currency, excl_vat=str(priced.total_cost.excl_vat),
+                incl_vat=None if priced.total_cost.incl_vat is None else str(priced.total_cost.incl_vat),
+                final=False)
 
 
 def _is_staff(who: dict[str, Any]) -> bool:
     return bool(set(who.get("roles", [])) & set(STAFF))
 
 
-_MINE = "id_token IN (SELECT uid FROM id_tokens WHERE account_id = %(sub)s)"
+_MINE = "s.id_token IN (SELECT uid FROM id_tokens WHERE account_id = %(sub)s)"
 
 
 @router.get("/history", response_model=SessionPage, summary="Your sessions, newest first")
@@ -69,12 +96,12 @@ async def history(request: Request, limit: int = Query(20, ge=1, le=200), offset
     if not _is_staff(who):
         where.append(_MINE)
     if charge_point_id is not None:
-        where.append("charge_point_id = %(cp)s")
+        where.append("s.charge_point_id = %(cp)s")
         params["cp"] = charge_point_id
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     async with request.app.state.pg.connection() as conn:
-        cur = await conn.execute(f"SELECT {_COLS} FROM sessions {clause} ORDER BY started_at DESC NULLS LAST, "
-                                 "session_id DESC LIMIT %(limit)s OFFSET %(offset)s", params)
+        cur = await conn.execute(f"SELECT {_COLS} FROM {_FROM} {clause} ORDER BY s.started_at DESC NULLS LAST, "
+                                 "s.session_id DESC LIMIT %(limit)s OFFSET %(offset)s", params)
         rows = await cur.fetchall()
     return SessionPage(items=[_session(r) for r in rows], limit=limit, offset=offset)
 
@@ -85,8 +112,17 @@ async def detail(session_id: str, request: Request, who: dict[str, Any] = Depend
     params = {"id": session_id, "sub": str(who["sub"])}
     mine = "" if _is_staff(who) else f" AND {_MINE}"
     async with request.app.state.pg.connection() as conn:
-        cur = await conn.execute(f"SELECT {_COLS} FROM sessions WHERE session_id = %(id)s{mine}", params)
+        cur = await conn.execute(f"SELECT {_COLS} FROM {_FROM} WHERE s.session_id = %(id)s{mine}", params)
         row = await cur.fetchone()
-    if row is None:
-        raise HTTPException(404, f"no session {session_id!r}")
-    return _session(row)
+        if row is None:
+            raise HTTPException(404, f"no session {session_id!r}")
+        session = _session(row)
+        if session.cost is None and session.status == "ACTIVE" and session.started_at is not None:
+            t = await tariff_at_async(conn, session.charge_point_id, session.started_at)
+            if t is not None:
+                try:
+                    session.cost = live_cost(t["tariff"], t["time_zone"], session.started_at,
+                                             datetime.now(timezone.utc), row[7] or 0)
+                except TariffEngineError:
+                    pass  # no estimate rather than a wrong one; the CDR will say
+    return session
