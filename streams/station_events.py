@@ -30,13 +30,20 @@ def translate(etype: str, rec: dict[str, Any]) -> list[Out]:
         return [("StationConnectionChanged", cp, derive(
             rec, tag="connection", source=SOURCE, station_id=cp, online=rec["state"] == "CONNECTED",
             edge_instance=rec["edge_instance"]))]
-    if etype != "OcppFrame" or not rec["valid"]:
-        return []
+    if etype != "OcppFrame" or not rec["valid"] or rec.get("retransmission_of"):
+        return []  # a retransmitted CALL was answered from memory: its first copy already counted
     msg = json.loads(rec["raw"])
+    v201 = rec["ocpp_version"] == "ocpp2.0.1"
     if rec["direction"] == "IN" and rec["message_type_id"] == 2:
-        action, payload = msg[2], msg[3]
+        action = msg[2]
+        # a lenient-mode repair is in `normalized`; `raw` stays verbatim
+        payload = json.loads(rec["normalized"]) if rec.get("normalized") else msg[3]
         if action == "Heartbeat":
             return [("StationHeartbeat", cp, derive(rec, tag="heartbeat", source=SOURCE, station_id=cp))]
+        if action == "StatusNotification" and v201:  # one connector per EVSE in our station model
+            return [("ConnectorStatusChanged", cp, derive(
+                rec, tag="status", source=SOURCE, station_id=cp, connector_id=int(payload["evseId"]),
+                status=payload["connectorStatus"], error_code="NoError", info=None, vendor_error_code=None))]
         if action == "StatusNotification":
             return [("ConnectorStatusChanged", cp, derive(
                 rec, tag="status", source=SOURCE, station_id=cp, connector_id=int(payload["connectorId"]),
@@ -46,9 +53,14 @@ def translate(etype: str, rec: dict[str, Any]) -> list[Out]:
     if rec["direction"] == "OUT" and rec["message_type_id"] == 3 and rec["action"] == "BootNotification":
         request = json.loads(rec["answers"])[3] if rec.get("answers") else {}
         answer = msg[2]
+        if v201:
+            station = request.get("chargingStation", {})
+            vendor, model = station.get("vendorName", ""), station.get("model", "")
+            serial, firmware = station.get("serialNumber"), station.get("firmwareVersion")
+        else:
+            vendor, model = request.get("chargePointVendor", ""), request.get("chargePointModel", "")
+            serial, firmware = request.get("chargePointSerialNumber"), request.get("firmwareVersion")
         return [("StationBooted", cp, derive(
-            rec, tag="booted", source=SOURCE, station_id=cp, vendor=request.get("chargePointVendor", ""),
-            model=request.get("chargePointModel", ""), serial_number=request.get("chargePointSerialNumber"),
-            firmware_version=request.get("firmwareVersion"), status=answer["status"],
-            interval=int(answer["interval"])))]
+            rec, tag="booted", source=SOURCE, station_id=cp, vendor=vendor, model=model, serial_number=serial,
+            firmware_version=firmware, status=answer["status"], interval=int(answer["interval"])))]
     return []

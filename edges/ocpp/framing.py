@@ -3,6 +3,12 @@
 A frame is a JSON array: CALL `[2, id, action, payload]`, CALLRESULT `[3, id, payload]`, CALLERROR
 `[4, id, code, description, details]`.  Parsing never raises: a bad frame becomes a `FrameError` carrying the
 error code to answer with, so the connection keeps serving.
+
+The versions spell their RPC-framework errors differently (OCPP-J 1.6 §4.2.3 vs OCPP-J 2.0.1 §4.3): 1.6 has
+`FormationViolation` and answers a broken frame structure with `ProtocolError`; 2.0.1 renamed the first to
+`FormatViolation` and added `RpcFrameworkError` (the frame is not a valid RPC message, e.g. its id cannot be read)
+and `MessageTypeNotSupported` (a message type number it does not know).  A `Dialect` carries one version's
+spellings, so the parser stays shared.
 """
 
 from __future__ import annotations
@@ -15,6 +21,21 @@ CALL, CALLRESULT, CALLERROR = 2, 3, 4
 #: used as the message id when a frame is too broken to carry one (OCPP-J 2.0.1 §4.2.3 says "-1"; 1.6 peers
 #: accept it too)
 UNKNOWN_ID = "-1"
+MAX_MESSAGE_ID = 36
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The CALLERROR codes one OCPP-J version answers framing problems with."""
+
+    formation: str  # not JSON, not an array, payload not an object
+    unknown_type: str  # message type number other than 2, 3, 4
+    structure: str  # message id missing/not a string, wrong number of elements
+    bad_action: str  # the action is not a string
+
+
+V16_DIALECT = Dialect("FormationViolation", "FormationViolation", "ProtocolError", "FormationViolation")
+V201_DIALECT = Dialect("FormatViolation", "MessageTypeNotSupported", "RpcFrameworkError", "RpcFrameworkError")
 
 
 @dataclass(frozen=True)
@@ -39,40 +60,49 @@ class FrameError:
     action: str | None = None
 
 
-def parse(text: str | bytes, formation_code: str) -> Frame | FrameError:
-    """Parse one frame.  `formation_code` is the version's spelling (1.6 FormationViolation, 2.0.1
-    FormatViolation)."""
+def _dialect(d: Dialect | str) -> Dialect:
+    # a bare string is the 1.6 shape with that formation code (kept for callers that predate dialects)
+    return d if isinstance(d, Dialect) else Dialect(d, d, "ProtocolError", d)
+
+
+def parse(text: str | bytes, dialect: Dialect | str) -> Frame | FrameError:
+    """Parse one frame, answering problems in `dialect`'s spelling."""
+    d = _dialect(dialect)
     if isinstance(text, bytes):
-        return FrameError(formation_code, "OCPP-J frames are text frames, not binary")
+        return FrameError(d.formation, "OCPP-J frames are text frames, not binary")
     try:
         msg = json.loads(text)
     except (json.JSONDecodeError, RecursionError):
-        return FrameError(formation_code, "frame is not valid JSON")
+        return FrameError(d.formation, "frame is not valid JSON")
     if not isinstance(msg, list) or not msg:
-        return FrameError(formation_code, "frame is not a JSON array")
+        return FrameError(d.formation, "frame is not a JSON array")
     type_id = msg[0]
     mid = msg[1] if len(msg) > 1 and isinstance(msg[1], str) else UNKNOWN_ID
     if type_id not in (CALL, CALLRESULT, CALLERROR) or isinstance(type_id, bool):
-        return FrameError(formation_code, f"unknown message type id {type_id!r}", mid)
+        return FrameError(d.unknown_type, f"unknown message type id {type_id!r}", mid)
     if len(msg) < 2 or not isinstance(msg[1], str):
-        return FrameError("ProtocolError", "message id missing or not a string", mid, type_id)
-    if len(mid) > 36:
-        return FrameError(formation_code, "message id longer than 36 characters", UNKNOWN_ID, type_id)
+        return FrameError(d.structure, "message id missing or not a string", mid, type_id)
+    if len(mid) > MAX_MESSAGE_ID:
+        return FrameError(d.formation, "message id longer than 36 characters", UNKNOWN_ID, type_id)
     if type_id == CALL:
         if len(msg) != 4:
-            return FrameError("ProtocolError", "a CALL has exactly 4 elements", mid, type_id)
+            return FrameError(d.structure, "a CALL has exactly 4 elements", mid, type_id)
         if not isinstance(msg[2], str):
-            return FrameError(formation_code, "action is not a string", mid, type_id)
+            return FrameError(d.bad_action, "action is not a string", mid, type_id)
         if not isinstance(msg[3], dict):
-            return FrameError(formation_code, "payload is not a JSON object", mid, type_id, msg[2])
+            return FrameError(d.formation, "payload is not a JSON object", mid, type_id, msg[2])
         return Frame(CALL, mid, action=msg[2], payload=msg[3])
     if type_id == CALLRESULT:
         if len(msg) != 3:
-            return FrameError("ProtocolError", "a CALLRESULT has exactly 3 elements", mid, type_id)
+            return FrameError(d.structure, "a CALLRESULT has exactly 3 elements", mid, type_id)
         return Frame(CALLRESULT, mid, payload=msg[2])
     if len(msg) != 5:
-        return FrameError("ProtocolError", "a CALLERROR has exactly 5 elements", mid, type_id)
+        return FrameError(d.structure, "a CALLERROR has exactly 5 elements", mid, type_id)
     return Frame(CALLERROR, mid, error_code=str(msg[2]), error_description=str(msg[3]), error_details=msg[4])
+
+
+def call(message_id: str, action: str, payload: dict[str, Any]) -> str:
+    return json.dumps([CALL, message_id, action, payload], separators=(",", ":"))
 
 
 def call_result(message_id: str, payload: dict[str, Any]) -> str:

@@ -1,53 +1,143 @@
-"""The OCPP edge: `ws(s)://host/ocpp/{chargePointId}`, OCPP 1.6-J (`cv run ocpp`).
+"""The OCPP edge (CSMS side): `ws(s)://host/ocpp/{chargePointId}`, OCPP 1.6-J and 2.0.1 on one endpoint
+(`cv run ocpp`).
+
+Versions are negotiated by the WebSocket subprotocol (`ocpp2.0.1` preferred over `ocpp1.6` when a charger offers
+both); any other subprotocol is refused at the handshake (HTTP 400).  Who may connect, and with which security
+profile (0-3), is decided at the handshake too (edges/ocpp/credentials.py, edges/ocpp/tls.py): unknown, revoked
+and downgrading chargers get HTTP 401.
 
 What it does, in order, for every frame: parse and validate (never raising: a bad frame gets the protocol's
-CALLERROR and the connection keeps serving), publish the frame verbatim to `ocpp.frames` and wait for the broker's
-acknowledgement, then answer, then publish the answer.  A charger is therefore never told "Accepted" for a frame
-that is not on the log; if the log cannot take it, the charger gets InternalError and retries.
+CALLERROR and the connection keeps serving), look up what the answer needs (id tokens, a transaction id) in the
+Postgres projections, publish the frame verbatim to `ocpp.frames` and wait for the broker's acknowledgement, then
+answer, then publish the answer (an OUT frame carrying the CALL it answers).  A charger is therefore never told
+"Accepted" for a frame that is not on the log; if the log cannot take it, the charger gets InternalError and
+retries.  It never writes a projection.
 
-It never writes a projection: it reads charger credentials from Postgres at the handshake, and the decisions
-it answers are published as OUT frames for the processors.
+Bad input, each answered, recorded, and never fatal to the edge or to other chargers:
+- malformed frames -> the version's framing CALLERROR; unknown actions -> NotImplemented; actions of the other
+  direction -> NotSupported; schema violations -> the constraint-violation codes (or leniency, per model);
+- floods -> a token bucket per connection; a CALL over the limit is answered CALLERROR GenericError with
+  errorDetails {"reason": "RateLimitExceeded", "retryAfterSeconds": ...} (neither OCPP-J 1.6 nor 2.0.1 defines a
+  rate-limit code; GenericError is the one both allow) and the socket keeps serving;
+- retransmitted CALLs (same message id and content on the same connection) -> the identical answer again, not
+  re-processed (not across reconnects: chargers that number their messages restart the count when they reboot);
+- CALLRESULT/CALLERROR for an id we never sent -> recorded (valid=false) and ignored (`on_result`);
+- frames over the size limit -> the socket is closed with 1009 (message too big).
+
+Liveness: WebSocket pings every heartbeat/2 seconds with a heartbeat/2 timeout, so a dead charger's socket is
+closed (and OcppConnection DISCONNECTED published) within 2 heartbeat intervals.
+
+Hot path: no per-message reflection or regex; schemas are compiled once (jsonschema-rs); handlers are plain dict
+functions; the cyclic GC is frozen after start-up (`run`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import os
 import signal
 import socket
+import weakref
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Iterable, Mapping
 from urllib.parse import unquote
 
+from psycopg_pool import AsyncConnectionPool
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from chargeverse.events import envelope, uuid7, utcnow
+from chargeverse.events import envelope, utcnow, uuid7
 from chargeverse.kafka import DeliveryError, EventProducer
 from chargeverse.settings import Settings, get_settings
 from chargeverse.topics import OCPP_FRAMES
 from edges.ocpp import framing
-from edges.ocpp.credentials import CredentialStore
-from edges.ocpp.v16 import FORMATION, SUBPROTOCOL
-from edges.ocpp.v16.handlers import HANDLERS, Context
-from edges.ocpp.v16.validation import CP_INITIATED, check
+from edges.ocpp.authorization import IdTokenStore
+from edges.ocpp.context import Context
+from edges.ocpp.dispatch import CallOutcome, CommandDispatcher, Held
+from edges.ocpp.credentials import Admission, CredentialStore
+from edges.ocpp.leniency import Leniency, Repair, repair
+from edges.ocpp.session import AnswerMemory, ChargerSession, PendingCall, Remembered, TokenBucket
+from edges.ocpp.tls import TlsConfig, transport_of
+from edges.ocpp.versions import SUBPROTOCOLS, VERSIONS
 
 log = logging.getLogger("edges.ocpp")
 PATH_PREFIX = "/ocpp/"
+MAX_CP_ID = 48
+NOT_ACCEPTED = ("Pending", "Rejected")
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    """Per-connection limits.  Proposed settings: `ocpp_rate_per_second`, `ocpp_rate_burst`."""
+
+    rate: float = 10.0  # sustained CALLs per second per connection
+    burst: int = 60  # CALLs at once (a boot with many connectors, an offline queue being flushed)
+    answer_memory: int = 16  # answers remembered per connection for retransmissions
+
+
+def keepalive(heartbeat_interval: int) -> tuple[float, float, float]:
+    """(ping interval, ping timeout, close timeout): a silent peer is dropped within 2 heartbeat intervals."""
+    half = max(0.25, heartbeat_interval / 2)
+    return half, half, min(10.0, half)
+
+
+def _refused(code: str, why: str) -> dict[str, Any]:
+    """IN-frame fields of a CALL we refused (processors never act on it)."""
+    return {"valid": False, "error_code": code, "error_description": why}
+
+
+def _refuse(mid: str, code: str, why: str) -> tuple[dict[str, Any], str, None]:
+    return _refused(code, why), framing.call_error(mid, code, why), None
+
+
+def close_code(ws: ServerConnection) -> int:
+    """The code that ended the connection: ours when we closed it (e.g. 1009 for an oversized frame, 1011 for a
+    keepalive timeout), the charger's when it did, 1006 when the socket just died."""
+    p = ws.protocol
+    ours, theirs = p.close_sent, p.close_rcvd
+    if ours is not None and (theirs is None or not p.close_rcvd_then_sent):
+        return int(ours.code)
+    if theirs is not None:
+        return int(theirs.code)
+    return 1006
 
 
 class OcppEdge:
-    def __init__(self, settings: Settings | None = None, producer: EventProducer | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, producer: EventProducer | None = None, *,
+                 tls: TlsConfig | None = None, plain: bool | None = None, limits: EdgeLimits | None = None,
+                 leniency: Leniency | None = None, data_transfer: Mapping[str, Iterable[str]] | None = None,
+                 can_sign: bool = False, token_cache_seconds: float = 30.0, commands: bool = True) -> None:
+        """`tls`: also (or only) serve wss:// (profiles 2 and 3).  `plain`: serve ws:// on `ocpp_port` (default:
+        yes, unless the TLS listener takes that port).  `data_transfer`: vendorId -> accepted messageIds (empty:
+        all).  `can_sign`: a certificate signer is wired (until Plug & Charge / PKI is, SignCertificate is
+        Rejected)."""
         self.settings = settings or get_settings()
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{self.settings.ocpp_port}"
         self.source = f"edges.ocpp/{self.instance}"
         self.producer = producer or EventProducer()
-        self.credentials = CredentialStore(self.settings.postgres_dsn.get_secret_value())
+        self.tls = tls
+        self.plain = plain if plain is not None else (tls is None or tls.port is not None)
+        self.limits = limits or EdgeLimits()
+        self.leniency = leniency or Leniency()
+        self.data_transfer = {k: frozenset(v) for k, v in (data_transfer or {}).items()}
+        self.can_sign = can_sign
+        self.pool = AsyncConnectionPool(self.settings.postgres_dsn.get_secret_value(), min_size=1, max_size=8,
+                                        open=False)
+        self.credentials = CredentialStore(pool=self.pool)
+        self.tokens = IdTokenStore(self.pool, ttl=token_cache_seconds)
         self.connections: dict[str, ServerConnection] = {}
-        self.server: Any = None
+        self.sessions: dict[str, ChargerSession] = {}
+        self._admitted: weakref.WeakKeyDictionary[ServerConnection, Admission] = weakref.WeakKeyDictionary()
+        self.servers: list[Any] = []
+        self.server: Any = None  # the first listener (kept for callers that predate TLS)
+        #: commands from `ocpp.commands` to the chargers this instance holds (edges/ocpp/dispatch.py)
+        self.commands = commands
+        self.dispatcher: CommandDispatcher | None = None
 
     # ---- handshake ---------------------------------------------------------------------------------------------
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -61,18 +151,24 @@ class OcppEdge:
         if not path.startswith(PATH_PREFIX) or len(path) <= len(PATH_PREFIX):
             return connection.respond(HTTPStatus.NOT_FOUND, "use /ocpp/{chargePointId}\n")
         cp_id = unquote(path[len(PATH_PREFIX):])
-        if "/" in cp_id or len(cp_id) > 48:
+        if "/" in cp_id or ":" in cp_id or len(cp_id) > MAX_CP_ID:
             return connection.respond(HTTPStatus.NOT_FOUND, "bad charge point id\n")
         offered = {p.strip() for h in request.headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",")}
-        if SUBPROTOCOL not in offered:
+        if not offered.intersection(SUBPROTOCOLS):
             return connection.respond(HTTPStatus.BAD_REQUEST,
-                                      f"unsupported OCPP subprotocol; supported: {SUBPROTOCOL}\n")
-        ok, reason = await self.credentials.check(cp_id, request.headers.get("Authorization"))
-        if not ok:
-            log.info("refused %s at handshake: %s", cp_id, reason)  # never the secret
+                                      f"unsupported OCPP subprotocol; supported: {', '.join(SUBPROTOCOLS)}\n")
+        try:
+            admission = await self.credentials.admit(cp_id, request.headers.get("Authorization"),
+                                                     transport_of(connection))
+        except Exception as exc:  # noqa: BLE001 - the store is down: the charger retries later
+            log.error("could not check %s at handshake: %s", cp_id, exc)
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "try again later\n")
+        if not admission.ok:
+            log.info("refused %s at handshake: %s", cp_id, admission.reason)  # never the secret
             resp = connection.respond(HTTPStatus.UNAUTHORIZED, "unauthorized\n")
             resp.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
             return resp
+        self._admitted[connection] = admission
         return None
 
     async def readiness(self) -> list[str]:
@@ -84,83 +180,227 @@ class OcppEdge:
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             problems.append(f"kafka: {type(exc).__name__}")
         try:
-            async with self.credentials.pool.connection(timeout=2) as conn:
+            async with self.pool.connection(timeout=2) as conn:
                 await conn.execute("SELECT 1")
         except Exception as exc:  # noqa: BLE001
             problems.append(f"postgres: {type(exc).__name__}")
         return problems
 
     # ---- connection --------------------------------------------------------------------------------------------
+    def _session(self, ws: ServerConnection, cp_id: str) -> ChargerSession:
+        admission = self._admitted.pop(ws, None)
+        reg = admission.registration if admission else None
+        s = ChargerSession(
+            charge_point_id=cp_id, connection_id=uuid7(), version=VERSIONS[ws.subprotocol or SUBPROTOCOLS[-1]],
+            security_profile=admission.profile if admission and admission.profile is not None else 1,
+            bucket=TokenBucket(self.limits.rate, self.limits.burst, asyncio.get_running_loop().time()),
+            memory=AnswerMemory(self.limits.answer_memory),
+            registration_status=reg.registration_status if reg else "Accepted",
+            vendor=reg.vendor if reg else None, model=reg.model if reg else None)
+        s.rules = self.leniency.rules_for(s.vendor, s.model)
+        return s
+
     async def handler(self, ws: ServerConnection) -> None:
         cp_id = unquote(ws.request.path.split("?", 1)[0][len(PATH_PREFIX):])  # type: ignore[union-attr]
-        conn_id = uuid7()
+        s = self._session(ws, cp_id)
         previous = self.connections.get(cp_id)
         self.connections[cp_id] = ws
+        self.sessions[cp_id] = s
         if previous is not None:  # a charger reconnected: the newest socket wins
             await previous.close(1000, "replaced by a new connection")
-        await self._connection_event(cp_id, conn_id, "CONNECTED", ws)
+        await self._connection_event(s, "CONNECTED", ws)
+        await self._route(cp_id, up=True)
         try:
             async for message in ws:
-                await self.on_frame(ws, cp_id, conn_id, message)
+                await self.on_frame(ws, s, message)
         except ConnectionClosed:
             pass
         finally:
             if self.connections.get(cp_id) is ws:
                 del self.connections[cp_id]
-            await self._connection_event(cp_id, conn_id, "DISCONNECTED", ws)
+                del self.sessions[cp_id]
+                await self._route(cp_id, up=False)
+            for pending in s.pending.values():  # CALLs of ours that will never be answered on this socket
+                if pending.future is not None and not pending.future.done():
+                    pending.future.set_exception(ConnectionError("charger disconnected"))
+            await self._connection_event(s, "DISCONNECTED", ws)
 
-    async def _connection_event(self, cp_id: str, conn_id: str, state: str, ws: ServerConnection) -> None:
-        rec = envelope(source=self.source, correlation_id=conn_id)
-        rec.update(charge_point_id=cp_id, connection_id=conn_id, state=state, ocpp_version=SUBPROTOCOL,
-                   edge_instance=self.instance,
-                   remote_address=str(ws.remote_address[0]) if ws.remote_address else None,
-                   close_code=ws.close_code if state == "DISCONNECTED" else None, security_profile=1)
+    async def _route(self, cp_id: str, *, up: bool) -> None:
+        """Tell the other edge instances (through Redis) which one holds this charger, for command routing."""
+        if self.dispatcher is None:
+            return
         try:
-            await self.producer.publish(OCPP_FRAMES.name, cp_id, "OcppConnection", rec)
+            await (self.dispatcher.route_up(cp_id) if up else self.dispatcher.route_down(cp_id))
+        except Exception as exc:  # noqa: BLE001 - routing is best effort; serving the charger is not
+            log.warning("command route of %s not updated: %s", cp_id, exc)
+
+    # ---- commands: CALLs from us to a charger ------------------------------------------------------------------
+    def held(self, cp_id: str) -> Held | None:
+        s = self.sessions.get(cp_id)
+        return None if s is None else Held(s.version.subprotocol, s.security_profile)
+
+    async def send_call(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float) -> CallOutcome:
+        """Send one CALL to a charger we hold and wait for its answer.  The CALL is on the log before it is
+        sent; the answer is recorded by on_frame like every frame."""
+        ws, s = self.connections.get(cp_id), self.sessions.get(cp_id)
+        if ws is None or s is None:
+            return CallOutcome("OFFLINE", error_description="the charger disconnected")
+        message_id = uuid7()
+        raw = framing.call(message_id, action, payload)
+        rec = self._frame_record(s, "OUT", raw, message_type_id=framing.CALL, message_id=message_id, action=action)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        s.pending[message_id] = PendingCall(action, raw, rec["event_id"], fut)
+        try:
+            await self.producer.publish(OCPP_FRAMES.name, cp_id, "OcppFrame", rec)
+            await ws.send(raw)
+            frame = await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            return CallOutcome("TIMEOUT", error_description=f"no answer within {timeout:g}s", message_id=message_id)
+        except (ConnectionError, ConnectionClosed) as exc:
+            return CallOutcome("OFFLINE", error_description=str(exc) or "the charger disconnected",
+                               message_id=message_id)
         except DeliveryError as exc:
-            log.error("could not record %s of %s: %s", state, cp_id, exc)
+            return CallOutcome("REFUSED", error_code="LogUnavailable", error_description=str(exc),
+                               message_id=message_id)
+        finally:
+            s.pending.pop(message_id, None)
+        if frame.type_id == framing.CALLRESULT:
+            return CallOutcome("RESULT", result=frame.payload, message_id=message_id)
+        return CallOutcome("ERROR", error_code=frame.error_code, error_description=frame.error_description,
+                           message_id=message_id)
+
+    async def _connection_event(self, s: ChargerSession, state: str, ws: ServerConnection) -> None:
+        rec = envelope(source=self.source, correlation_id=s.connection_id)
+        rec.update(charge_point_id=s.charge_point_id, connection_id=s.connection_id, state=state,
+                   ocpp_version=s.version.subprotocol, edge_instance=self.instance,
+                   remote_address=str(ws.remote_address[0]) if ws.remote_address else None,
+                   close_code=close_code(ws) if state == "DISCONNECTED" else None,
+                   security_profile=s.security_profile)
+        try:
+            await self.producer.publish(OCPP_FRAMES.name, s.charge_point_id, "OcppConnection", rec)
+        except DeliveryError as exc:
+            log.error("could not record %s of %s: %s", state, s.charge_point_id, exc)
+
+    # ---- answers -----------------------------------------------------------------------------------------------
+    async def answer_call(self, s: ChargerSession, frame: framing.Frame) -> tuple[dict[str, Any], str,
+                                                                                  Repair | None]:
+        """(extra fields of the IN frame event, reply text, the leniency repair if any) for one CALL."""
+        v, action, mid = s.version, frame.action or "", frame.message_id
+        if action not in v.cp_initiated:
+            if action in v.cs_initiated:
+                return _refuse(mid, "NotSupported", f"{action} is sent by a CSMS, not to it")
+            return _refuse(mid, "NotImplemented", f"unknown action {action!r}")
+        if s.boot_status in NOT_ACCEPTED and action != "BootNotification" and action not in s.triggered:
+            return _refuse(mid, "SecurityError",
+                           f"not accepted: the last BootNotification was answered {s.boot_status}")
+        if action in v.certificate_operations and s.security_profile < 2:
+            return _refuse(mid, "SecurityError", f"{action} needs a TLS connection (security profile 2 or 3)")
+        payload: dict[str, Any] = frame.payload
+        if action == "BootNotification":  # the model is known from here on (leniency may apply to the boot)
+            vendor, model = v.identify(payload)
+            if vendor is not None and model is not None:
+                s.vendor, s.model = vendor, model
+                s.rules = self.leniency.rules_for(vendor, model)
+        repaired: Repair | None = None
+        bad = v.schemas.check(action, payload)
+        if bad is not None:
+            repaired = repair(v.schemas, action, payload, s.rules) if s.rules else None
+            if repaired is None:
+                return _refuse(mid, *bad)
+            payload = repaired.payload
+        handler = v.handlers.get(action)
+        if handler is None:
+            return _refuse(mid, "NotSupported", f"{action} is not supported by this CSMS yet")
+        tokens: dict[str, Any] = {}
+        transaction_id: int | None = None
+        need = v.needs.get(action)
+        if need is not None:
+            n = need(payload)
+            try:
+                if n.tokens:
+                    tokens = await self.tokens.lookup(n.tokens)
+                if n.transaction_id:
+                    transaction_id = await self.tokens.next_transaction_id()
+            except Exception as exc:  # noqa: BLE001 - a store outage is the charger's InternalError, not ours
+                log.error("lookup for %s of %s failed: %s", action, s.charge_point_id, exc)
+                return _refuse(mid, "InternalError", "could not look up the data for this answer; retry later")
+        if action == "BootNotification":  # the operator's decision as of now: a Pending station re-boots on the
+            try:                          # same socket after the interval and must see it accepted (B02)
+                reg = await self.credentials.lookup(s.charge_point_id)
+            except Exception as exc:  # noqa: BLE001 - keep what the handshake read
+                log.warning("registration of %s not re-read at boot: %s", s.charge_point_id, exc)
+            else:
+                s.registration_status = "Rejected" if reg is None or reg.revoked else reg.registration_status
+        ctx = Context(s.charge_point_id, utcnow(), self.settings.ocpp_heartbeat_interval,
+                      registration_status=s.registration_status, security_profile=s.security_profile,
+                      can_sign=self.can_sign, data_transfer=self.data_transfer, tokens=tokens,
+                      transaction_id=transaction_id)
+        result = handler(ctx, payload)
+        if action == "BootNotification":
+            s.boot_status = result["status"]
+        fields = {"valid": True, "error_code": None, "error_description": None}
+        if repaired is not None:
+            fields["normalized"] = json.dumps(payload, separators=(",", ":"))
+        return fields, framing.call_result(mid, result), repaired
+
+    def on_result(self, s: ChargerSession, frame: framing.Frame) -> dict[str, Any]:
+        """A CALLRESULT/CALLERROR from the charger: the answer to one of our CALLs, or (unknown id) recorded and
+        ignored.  The outbound commands path registers its CALLs in `s.pending`; this resolves them."""
+        pending = s.pending.pop(frame.message_id, None)
+        if pending is None:
+            return {"valid": False, "error_description": "no CALL of ours is pending with this message id; ignored"}
+        if pending.future is not None and not pending.future.done():
+            pending.future.set_result(frame)
+        return {"action": pending.action, "answers": pending.raw}
 
     # ---- frames ------------------------------------------------------------------------------------------------
-    def answer(self, cp_id: str, text: str | bytes) -> tuple[dict[str, Any], str | None]:
-        """(fields of the IN frame event, reply text or None).  Pure apart from the clock."""
-        parsed = framing.parse(text, FORMATION)
-        if isinstance(parsed, framing.FrameError):
-            return ({"message_type_id": parsed.type_id, "message_id": parsed.message_id, "action": parsed.action,
-                     "valid": False, "error_code": parsed.code, "error_description": parsed.description},
-                    framing.call_error(parsed.message_id, parsed.code, parsed.description))
-        fields = {"message_type_id": parsed.type_id, "message_id": parsed.message_id, "action": parsed.action,
-                  "valid": True, "error_code": None, "error_description": None}
-        if parsed.type_id != framing.CALL:
-            return fields, None  # results of our CALLs: recorded; commands come with the OCPP issue
-        action = parsed.action or ""
-        if action not in CP_INITIATED:
-            code, why = "NotImplemented", f"unknown action {action!r}"
-        elif (bad := check(action, parsed.payload)) is not None:
-            code, why = bad
-        elif action not in HANDLERS:
-            code, why = "NotSupported", f"{action} is not supported by this central system yet"
-        else:
-            ctx = Context(cp_id, utcnow(), self.settings.ocpp_heartbeat_interval)
-            return fields, framing.call_result(parsed.message_id, HANDLERS[action](ctx, parsed.payload))
-        fields.update(valid=code in ("NotSupported",), error_code=code, error_description=why)
-        return fields, framing.call_error(parsed.message_id, code, why)
-
-    def _frame_record(self, cp_id: str, conn_id: str, direction: str, raw: str, **fields: Any) -> dict[str, Any]:
-        rec = envelope(source=self.source, correlation_id=conn_id)
-        rec.update(charge_point_id=cp_id, direction=direction, ocpp_version=SUBPROTOCOL, connection_id=conn_id,
-                   raw=raw, message_type_id=None, message_id=None, action=None, valid=True, error_code=None,
-                   error_description=None, answers=None)
+    def _frame_record(self, s: ChargerSession, direction: str, raw: str, **fields: Any) -> dict[str, Any]:
+        rec = envelope(source=self.source, correlation_id=s.connection_id)
+        rec.update(charge_point_id=s.charge_point_id, direction=direction, ocpp_version=s.version.subprotocol,
+                   connection_id=s.connection_id, raw=raw, message_type_id=None, message_id=None, action=None,
+                   valid=True, error_code=None, error_description=None, answers=None, normalized=None,
+                   retransmission_of=None)
         rec.update(fields)
         return rec
 
-    async def on_frame(self, ws: ServerConnection, cp_id: str, conn_id: str, text: str | bytes) -> None:
-        fields, reply = self.answer(cp_id, text)
+    async def on_frame(self, ws: ServerConnection, s: ChargerSession, text: str | bytes) -> None:
         raw = text if isinstance(text, str) else text.decode("utf-8", "replace")
-        in_rec = self._frame_record(cp_id, conn_id, "IN", raw, **fields)
+        parsed = framing.parse(text, s.version.dialect)
+        repaired: Repair | None = None
+        remembered: Remembered | None = None
+        reply: str | None = None
+        if isinstance(parsed, framing.FrameError):
+            fields: dict[str, Any] = {"message_type_id": parsed.type_id, "message_id": parsed.message_id,
+                                      "action": parsed.action, **_refused(parsed.code, parsed.description)}
+            reply = framing.call_error(parsed.message_id, parsed.code, parsed.description)
+        else:
+            fields = {"message_type_id": parsed.type_id, "message_id": parsed.message_id, "action": parsed.action}
+            if parsed.type_id != framing.CALL:
+                fields.update(self.on_result(s, parsed))
+            elif not s.bucket.take(asyncio.get_running_loop().time()):
+                retry = round(s.bucket.retry_after(), 3)
+                why = (f"rate limit exceeded: at most {self.limits.rate:g} messages/s "
+                       f"(burst {self.limits.burst}); retry in {retry}s")
+                fields.update(_refused("GenericError", why))
+                reply = framing.call_error(parsed.message_id, "GenericError", why,
+                                           {"reason": "RateLimitExceeded", "retryAfterSeconds": retry})
+            elif (remembered := s.memory.recall(parsed.message_id, parsed.action, parsed.payload)) is not None:
+                fields["retransmission_of"] = remembered.in_event_id
+                reply = remembered.reply
+            else:
+                try:
+                    extra, reply, repaired = await self.answer_call(s, parsed)
+                except Exception:  # noqa: BLE001 - a bug in one answer must not take the socket down
+                    log.exception("answering %s from %s failed", parsed.action, s.charge_point_id)
+                    extra = _refused("InternalError", "the CSMS failed to answer this message")
+                    reply = framing.call_error(parsed.message_id, "InternalError",
+                                               "the CSMS failed to answer this message")
+                fields.update(extra)
+        in_rec = self._frame_record(s, "IN", raw, **fields)
         try:
-            await self.producer.publish(OCPP_FRAMES.name, cp_id, "OcppFrame", in_rec)
+            await self.producer.publish(OCPP_FRAMES.name, s.charge_point_id, "OcppFrame", in_rec)
         except DeliveryError as exc:
-            log.error("log unavailable, frame from %s not accepted: %s", cp_id, exc)
+            log.error("log unavailable, frame from %s not accepted: %s", s.charge_point_id, exc)
             if fields["message_type_id"] == framing.CALL:
                 await ws.send(framing.call_error(fields["message_id"], "InternalError",
                                                  "could not record the message; retry later"))
@@ -168,48 +408,114 @@ class OcppEdge:
         if reply is None:
             return
         await ws.send(reply)
+        is_result = reply.startswith("[3")
         out_rec = self._frame_record(
-            cp_id, conn_id, "OUT", reply, message_type_id=4 if reply.startswith("[4") else 3,
-            message_id=fields["message_id"], action=fields["action"],
-            answers=raw if fields["message_type_id"] == framing.CALL else None)
+            s, "OUT", reply, message_type_id=3 if is_result else 4, message_id=fields["message_id"],
+            action=fields["action"], answers=raw if fields["message_type_id"] == framing.CALL else None,
+            retransmission_of=remembered.out_event_id if remembered else None)
         out_rec["causation_id"] = in_rec["event_id"]
-        try:
-            await self.producer.publish(OCPP_FRAMES.name, cp_id, "OcppFrame", out_rec)
-        except DeliveryError as exc:
-            log.error("answer to %s sent but not recorded: %s", cp_id, exc)
+        if is_result and remembered is None and isinstance(parsed, framing.Frame):
+            s.memory.remember(parsed.message_id, Remembered(parsed.action or "", parsed.payload, reply,
+                                                            in_rec["event_id"], out_rec["event_id"]))
+        publishes = [self.producer.publish(OCPP_FRAMES.name, s.charge_point_id, "OcppFrame", out_rec)]
+        if repaired is not None and isinstance(parsed, framing.Frame):
+            publishes.append(self.producer.publish(OCPP_FRAMES.name, s.charge_point_id, "OcppDeviation",
+                                                   self._deviation_record(s, parsed, in_rec, repaired)))
+        for outcome in await asyncio.gather(*publishes, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                log.error("answer to %s sent but not recorded: %s", s.charge_point_id, outcome)
+
+    def _deviation_record(self, s: ChargerSession, frame: framing.Frame, in_rec: dict[str, Any],
+                          repaired: Repair) -> dict[str, Any]:
+        rec = envelope(source=self.source, correlation_id=s.connection_id, causation_id=in_rec["event_id"])
+        rec.update(charge_point_id=s.charge_point_id, connection_id=s.connection_id,
+                   ocpp_version=s.version.subprotocol, vendor=s.vendor or "", model=s.model or "",
+                   message_id=frame.message_id, action=frame.action or "",
+                   deviations=[d.as_record() for d in repaired.deviations])
+        return rec
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
     async def start(self) -> None:
         await self.credentials.open()
-        self.server = await serve(
-            self.handler, self.settings.ocpp_host, self.settings.ocpp_port,
-            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-            process_request=self.process_request,
-            max_size=self.settings.ocpp_max_frame_bytes,
-            ping_interval=30, ping_timeout=30, compression=None,
-        )
+        ping_interval, ping_timeout, close_timeout = keepalive(self.settings.ocpp_heartbeat_interval)
+        common = dict(subprotocols=list(SUBPROTOCOLS), process_request=self.process_request,
+                      max_size=self.settings.ocpp_max_frame_bytes, ping_interval=ping_interval,
+                      ping_timeout=ping_timeout, close_timeout=close_timeout, compression=None)
+        if self.plain:
+            self.servers.append(await serve(self.handler, self.settings.ocpp_host, self.settings.ocpp_port,
+                                            **common))  # type: ignore[arg-type]
+        if self.tls is not None:
+            self.servers.append(await serve(
+                self.handler, self.tls.host or self.settings.ocpp_host,
+                self.tls.port if self.tls.port is not None else self.settings.ocpp_port,
+                ssl=self.tls.server_context(), **common))  # type: ignore[arg-type]
+        self.server = self.servers[0]
+        if self.commands:
+            self.dispatcher = CommandDispatcher(
+                instance=self.instance, producer=self.producer, redis_url=self.settings.redis_url.get_secret_value(),
+                held=self.held, send_call=self.send_call, bootstrap=self.settings.kafka_bootstrap,
+                route_ttl_s=max(3 * self.settings.ocpp_heartbeat_interval, 60))
+            await self.dispatcher.start()
 
     async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+        for server in self.servers:
+            server.close()
+        for server in self.servers:
+            await server.wait_closed()
         await self.credentials.close()
         await asyncio.get_running_loop().run_in_executor(None, self.producer.flush)
 
     @property
     def port(self) -> int:
-        return int(self.server.sockets[0].getsockname()[1])
+        return int(self.servers[0].sockets[0].getsockname()[1])
+
+    @property
+    def tls_port(self) -> int | None:
+        if self.tls is None:
+            return None
+        return int(self.servers[-1].sockets[0].getsockname()[1])
+
+
+def edge_from_settings(settings: Settings, producer: EventProducer | None = None) -> OcppEdge:
+    """The edge `cv run ocpp` serves, configured from settings.  The TLS, limit, leniency and DataTransfer fields
+    are proposed additions to chargeverse/settings.py; until they exist the defaults apply (ws:// only, strict,
+    no DataTransfer vendor, default limits)."""
+    def opt(name: str, default: Any = None) -> Any:
+        return getattr(settings, name, default)
+
+    tls = None
+    if opt("ocpp_tls_cert_file"):
+        from pathlib import Path
+
+        ca = opt("ocpp_tls_charger_ca_file")
+        tls = TlsConfig(Path(opt("ocpp_tls_cert_file")), Path(opt("ocpp_tls_key_file")),
+                        Path(ca) if ca else None, port=opt("ocpp_tls_port"))
+    leniency = opt("ocpp_leniency")
+    if isinstance(leniency, str) and leniency and not leniency.lstrip().startswith("{"):
+        from pathlib import Path
+
+        leniency = Path(leniency).read_text()  # a file holding the JSON
+    vendors = opt("ocpp_data_transfer_vendors")
+    return OcppEdge(settings, producer, tls=tls, leniency=Leniency.from_config(leniency or None),
+                    limits=EdgeLimits(rate=opt("ocpp_rate_per_second", EdgeLimits.rate),
+                                      burst=opt("ocpp_rate_burst", EdgeLimits.burst)),
+                    data_transfer=json.loads(vendors) if isinstance(vendors, str) and vendors else vendors)
 
 
 async def run(settings: Settings | None = None) -> None:
-    edge = OcppEdge(settings)
+    edge = edge_from_settings(settings or get_settings())
     await edge.start()
     # Cyclic-GC pauses, not CPU, dominate tail latency with thousands of sockets (DESIGN.md §5): keep start-up
     # objects out of every collection and collect young objects less often.
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    log.info("OCPP edge on ws://%s:%s/ocpp/{id}", edge.settings.ocpp_host, edge.port)
+    log.info("OCPP edge on %s (%s)", ", ".join(
+        f"{'wss' if i == len(edge.servers) - 1 and edge.tls else 'ws'}://{edge.settings.ocpp_host}:"
+        f"{int(srv.sockets[0].getsockname()[1])}/ocpp/{{id}}" for i, srv in enumerate(edge.servers)),
+        ", ".join(SUBPROTOCOLS))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
