@@ -18,7 +18,7 @@ from typing import Any
 
 from chargeverse import ROOT
 
-SERVICES = ("ocpp", "api", "worker")
+SERVICES = ("ocpp", "api", "ocpi", "worker")
 
 
 def _processes() -> list[tuple[str, list[str], dict[str, str], str]]:
@@ -28,6 +28,10 @@ def _processes() -> list[tuple[str, list[str], dict[str, str], str]]:
     s = _settings()
     out = [("ocpp", ["run", "ocpp"], {}, f"http://{s.ocpp_host}:{s.ocpp_port}/healthz"),
            ("api", ["run", "api"], {}, f"http://{s.api_host}:{s.api_port}/healthz")]
+    from edges.ocpi.config import get_ocpi_settings
+
+    o = get_ocpi_settings()
+    out.append(("ocpi", ["run", "ocpi"], {}, f"http://{o.host}:{o.port}/healthz"))
     for i, g in enumerate(GROUPS):
         port = s.worker_web_port + i
         out.append((f"worker-{g}", ["run", "worker", "--group", g], {"CV_WORKER_WEB_PORT": str(port)},
@@ -114,6 +118,10 @@ def cmd_run(a: argparse.Namespace) -> int:
 
         s = _settings()
         uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level="info")
+    elif a.service == "ocpi":
+        from edges.ocpi.app import run as run_ocpi
+
+        run_ocpi()
     elif a.service == "worker":
         if a.group:
             os.environ["CV_WORKER_GROUP"] = a.group
@@ -170,7 +178,7 @@ def cmd_up(a: argparse.Namespace) -> int:
 chargeverse is running (stack data and logs in {s.stack_dir}).
   API            http://{s.api_host}:{s.api_port}/api/stations?near=52.37,4.89&radius=20000
   OpenAPI docs   http://{s.api_host}:{s.api_port}/docs
-  OCPP endpoint  ws://{s.ocpp_host}:{s.ocpp_port}/ocpp/{{chargePointId}}   (OCPP 1.6-J, HTTP Basic)
+  OCPP endpoint  ws://{s.ocpp_host}:{s.ocpp_port}/ocpp/{{chargePointId}}   (OCPP 1.6-J and 2.0.1, HTTP Basic)
   worker health  http://127.0.0.1:{s.worker_web_port}/lag
   demo token     {token}
 Try:
@@ -432,6 +440,12 @@ def cmd_tail(a: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from projections.registry import NAMES as PROJECTION_NAMES
 
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["ocpi"]:  # the OCPI partner CLI has its own parser (and its own --help)
+        from edges.ocpi.admin import main as ocpi_main
+
+        return int(ocpi_main(args[1:]) or 0)
+
     p = argparse.ArgumentParser(prog="cv", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     sp = sub.add_parser("stack", help="the embedded broker and stores")
@@ -496,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--name")
     sp.add_argument("--password", help="default: asked for (never pass real passwords on a command line)")
     sp.set_defaults(fn=cmd_account)
+    sp = sub.add_parser("ocpi", help="OCPI partners: onboard|register|rotate|delete|list|show|pull", add_help=False)
+    sp.add_argument("args", nargs=argparse.REMAINDER)
+    sp.set_defaults(fn=lambda a: __import__("edges.ocpi.admin", fromlist=["main"]).main(a.args))
     sp = sub.add_parser("replay", help="rebuild a projection from offset 0")
     sp.add_argument("projection", choices=PROJECTION_NAMES)
     sp.add_argument("--into", help="namespace to build into (Postgres schema / Redis prefix / Mongo collection prefix)")
@@ -514,6 +531,9 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--since", help="ISO time (UTC) to start from; default: the beginning")
     sp.add_argument("--limit", type=int)
     sp.set_defaults(fn=cmd_tail)
+    from ledger.cli import add_parser as add_ledger_parser
+
+    add_ledger_parser(sub)
     a = p.parse_args(argv)
     return int(a.fn(a) or 0)
 

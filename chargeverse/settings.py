@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     ocpp_heartbeat_interval: int = 300
     #: frames larger than this are refused with close code 1009 (message too big)
     ocpp_max_frame_bytes: int = 65536
+    # OCPP security profiles 2/3 (TLS, mutual TLS), flood control, per-model leniency (edges/ocpp/README.md)
+    ocpp_tls_port: int | None = None
+    ocpp_tls_cert_file: Path | None = None
+    ocpp_tls_key_file: Path | None = None
+    ocpp_tls_charger_ca_file: Path | None = None
+    ocpp_rate_per_second: float = 10.0
+    ocpp_rate_burst: int = 60
+    ocpp_leniency: str = ""  # JSON {"vendor/model": "known" | [rules]} or a path to it
+    ocpp_data_transfer_vendors: str = ""  # JSON {"vendorId": [messageIds]}; [] = any messageId
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     #: HS256 signing key for app JWTs; the local stack generates one, production injects one
@@ -70,6 +79,8 @@ class Settings(BaseSettings):
     auth_redis_prefix: str = "cv:auth"
     api_write_wait_seconds: float = 5.0
     rate_limits: str = ""  # overrides, e.g. "login.ip=20/60;login.account=10/900"
+    # how often the projections worker seals the ledger's chain heads in a Merkle root (0: never; `cv ledger seal`)
+    ledger_seal_interval_seconds: int = 600
     # who we are in roaming and on our own CDRs (OCPI country code / party id)
     emsp_country_code: str = "NL"
     emsp_party_id: str = "CVE"

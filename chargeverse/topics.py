@@ -36,13 +36,17 @@ class Topic:
 
 OCPP_FRAMES = Topic(
     "ocpp.frames", "charge point id", "every OCPP frame in and out, verbatim + parsed action; connection changes",
-    partitions=6, events=("OcppFrame", "OcppConnection"),
+    partitions=6, events=("OcppFrame", "OcppConnection", "OcppDeviation"),
 )
 OCPP_COMMANDS = Topic(
     "ocpp.commands", "charge point id", "commands for chargers (remote start/stop, profiles, reset, ...)",
     partitions=6, events=("OcppCommandRequested", "OcppCommandResult"),
 )
-OCPI_INBOUND = Topic("ocpi.inbound", "partner + object id", "every partner push/pull result, verbatim", 6, ())
+OCPI_INBOUND = Topic("ocpi.inbound", "partner + object id",
+                     "every partner push/pull result, verbatim; partner onboarding, credentials exchanges, deletions "
+                     "(keyed by partner id)", 6,
+                     ("OcpiPartnerOnboarded", "OcpiTokenIssued", "OcpiPartnerRegistered", "OcpiCredentialsRotated",
+                      "OcpiPartnerDeleted", "OcpiObjectReceived"))
 OCPI_OUTBOUND = Topic("ocpi.outbound", "partner", "commands and pushes to partners", 6, ())
 STATIONS = Topic(
     "stations", "station id", "station/EVSE/connector state (own and roamed)",
@@ -60,7 +64,9 @@ IDENTITY = Topic("identity", "account id (id-token events: the token's id, deriv
 BILLING = Topic("billing", "account id", "priced sessions, payments, invoices", 6,
                 ("CdrPriced", "BillingReview", "BillingDiscrepancy", "PaymentEvent", "InvoiceIssued",
                  "EnergyBillExported"))
-LEDGER = Topic("ledger", "ledger account", "postings (derived, for consumers of the ledger)", 6, (), source=False)
+LEDGER = Topic("ledger", "ledger key: owner of the limited account, e.g. driver:u-42 (seals: ledger:seal)",
+               "posting sets and seals of the double-entry ledger (never add partitions: chains are per partition)",
+               6, ("LedgerPostingSet", "LedgerSealed"), source=False)
 PNC = Topic("pnc", "eMAID", "contract certificates issued, revoked, statuses", 6, ())
 FORECASTS = Topic("forecasts", "station", "model outputs", 6, (), cleanup_policy="compact", source=False)
 SMARTCHARGING = Topic("smartcharging", "site", "charging schedules", 6, (), cleanup_policy="compact", source=False)

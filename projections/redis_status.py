@@ -77,17 +77,24 @@ class LiveStatusProjection:
             pipe.execute()
         return len(new)
 
+    def _own_keys(self) -> list[str]:
+        """The keys this projection owns.  Only these: other state shares the Redis (auth keyring, rate limits,
+        OCPP routes) and a rebuild must never touch it."""
+        keys: list[str] = []
+        for kind in ("station", "connectors"):
+            keys.extend(self.r.scan_iter(f"{self.prefix}:{kind}:*", count=1000))
+        return keys
+
     def checksum(self) -> str:
         h = hashlib.sha256()
-        keys = sorted(k for k in self.r.scan_iter(f"{self.prefix}:*", count=1000)
-                      if not k.startswith(f"{self.prefix}:offsets:"))
+        keys = sorted(self._own_keys())
         for k in keys:
             h.update(k[len(self.prefix):].encode())
             h.update(json.dumps(sorted(self.r.hgetall(k).items())).encode())
         return h.hexdigest()
 
     def reset(self) -> None:
-        keys = list(self.r.scan_iter(f"{self.prefix}:*", count=1000))
+        keys = [*self._own_keys(), self._offsets_key]
         for i in range(0, len(keys), 1000):
             self.r.delete(*keys[i:i + 1000])
 

@@ -45,6 +45,10 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
         from streams.sessions.processor import build as build_sessions
 
         return build_sessions(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name == "ledger":
+        from ledger.store import LedgerStore
+
+        return LedgerStore(s.postgres_dsn.get_secret_value(), namespace or "public")
     if name == "billing":
         from projections.postgres.billing import BillingProjection
 
@@ -53,8 +57,17 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
         from streams.billing.processor import build as build_billing
 
         return build_billing(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name in ("ocpi_partners", "ocpi_objects"):
+        from edges.ocpi.config import get_ocpi_settings
+        from projections.postgres.ocpi_objects import OcpiObjectsProjection
+        from projections.postgres.ocpi_partners import OcpiPartnersProjection
+
+        o = get_ocpi_settings()
+        cls = OcpiPartnersProjection if name == "ocpi_partners" else OcpiObjectsProjection
+        return cls(s.postgres_dsn.get_secret_value(), namespace or o.schema_name, o.platform_id)
     raise KeyError(f"unknown projection {name!r}; known: {', '.join(NAMES)}")
 
 
 NAMES: tuple[str, ...] = ("postgres", "redis", "mongo", "ocpp_commands", "identity", "station_tariffs", "sessions",
-                          "sessions_processor", "billing", "billing_processor")
+                          "sessions_processor", "billing", "billing_processor", "ledger",
+                          "ocpi_partners", "ocpi_objects")

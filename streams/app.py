@@ -52,6 +52,9 @@ app = faust.App(
     broker_commit_interval=0.2,
     broker_commit_every=1000,
     stream_publish_on_commit=False,  # the processor awaits its own sends per batch (see the docstring)
+    # no waiting for in-flight events at rebalance or stop: with several agents on one topic faust 0.15.3 can wait
+    # for ever on an event one agent never acks; every sink is idempotent by offset, so re-processing is safe
+    stream_wait_empty=False,
     producer_acks=-1,
     consumer_auto_offset_reset="earliest",
     topic_disable_leader=True,
@@ -256,6 +259,22 @@ for c in CONSUMERS:
         _projection_agent(c.name, PROJECTIONS[c.name], _topic(c.consumes[0]))
     elif c.name == "stations":
         app.agent(frames_topic, name="stations")(stations_processor)
+
+
+if GROUP == "projections" and settings.ledger_seal_interval_seconds > 0:
+
+    @app.timer(interval=float(settings.ledger_seal_interval_seconds), on_leader=True)
+    async def seal_ledger() -> None:
+        """Seal the ledger's chain heads in a Merkle root (a LedgerSealed event) at a fixed interval: the proof
+        auditors check inclusion against.  One worker (the leader) seals; a seal of unchanged heads is harmless."""
+        from ledger.cli import publish_seal
+
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, lambda: publish_seal(settings.postgres_dsn.get_secret_value(),
+                                                                  "public", producer()))
+        except Exception as exc:  # noqa: BLE001 - a failed seal is retried at the next tick, loudly
+            log.warning("ledger seal failed: %s", exc)
 
 
 @app.page("/healthz")

@@ -40,6 +40,9 @@ CONSUMERS: tuple[Consumer, ...] = (
              "(streams/billing/)", "processors"),
     Consumer("pg.billing", "projection", ("billing",), (),
              "Postgres priced CDRs and the billing review queue (projections/postgres/billing.py)", "projections"),
+    Consumer("pg.ledger", "projection", ("ledger",), (),
+             "Postgres double-entry ledger: hash-chained postings, balances, holds, seals (ledger/store.py)",
+             "projections"),
     Consumer("pg.sessions", "projection", ("sessions",), (),
              "Postgres sessions, live energy/power/SoC while they run (projections/postgres/sessions.py)",
              "projections"),
@@ -57,6 +60,12 @@ CONSUMERS: tuple[Consumer, ...] = (
     Consumer("pg.ocpp_commands", "projection", ("ocpp.commands",), (),
              "Postgres commands to chargers and their outcomes (projections/postgres/ocpp_commands.py)",
              "projections"),
+    Consumer("pg.ocpi_partners", "projection", ("ocpi.inbound",), (),
+             "Postgres OCPI partners, roles, credentials-token hashes (projections/postgres/ocpi_partners.py)",
+             "projections"),
+    Consumer("pg.ocpi_objects", "projection", ("ocpi.inbound",), (),
+             "Postgres OCPI Locations (PostGIS), Sessions, CDRs, Tariffs, Tokens, verbatim "
+             "(projections/postgres/ocpi_objects.py)", "projections"),
     Consumer("mongo.frame_archive", "projection", ("ocpp.frames",), (),
              "Mongo archive of every OCPP frame (projections/mongo_frames.py)", "archive"),
 )
@@ -66,4 +75,4 @@ PROJECTIONS = {"pg.stations": "postgres", "redis.live_status": "redis", "mongo.f
                "pg.ocpp_commands": "ocpp_commands", "pg.identity": "identity", "pg.sessions": "sessions",
                "pg.station_tariffs": "station_tariffs",
                "sessions": "sessions_processor", "billing": "billing_processor",
-               "pg.billing": "billing"}
+               "pg.billing": "billing", "pg.ledger": "ledger", "pg.ocpi_partners": "ocpi_partners", "pg.ocpi_objects": "ocpi_objects"}

@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from chargeverse.settings import Settings, get_settings
 from chargeverse.kafka import EventProducer
-from edges.api import accounts, admin, billing, commands, me, sessions, stations, tariffs
+from edges.api import accounts, admin, audit, billing, commands, me, sessions, stations, tariffs
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sessions.router)
     app.include_router(tariffs.router)
     app.include_router(billing.router)
+    app.include_router(audit.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:

@@ -16,6 +16,13 @@ S = Settings(jwt_secret=MASTER)  # type: ignore[call-arg]
 T0 = int(time.time())
 
 
+@pytest.fixture(autouse=True)
+def _fresh_clock() -> None:
+    """Each test's T0 is now: a long suite must not age the keys past their grace period between import and run."""
+    global T0
+    T0 = int(time.time())
+
+
 def _ring(state: KeyringState) -> Keyring:
     return Keyring.of(state, MASTER)
 
