@@ -31,7 +31,8 @@ def _processes() -> list[tuple[str, list[str], dict[str, str], str]]:
     from edges.ocpi.config import get_ocpi_settings
 
     o = get_ocpi_settings()
-    out.append(("ocpi", ["run", "ocpi"], {}, f"http://{o.host}:{o.port}/healthz"))
+    # the OCPI edge runs its commands worker in-process (one per platform: it keeps pending commands in memory)
+    out.append(("ocpi", ["run", "ocpi"], {"CV_OCPI_COMMANDS_WORKER": "true"}, f"http://{o.host}:{o.port}/healthz"))
     for i, g in enumerate(GROUPS):
         port = s.worker_web_port + i
         out.append((f"worker-{g}", ["run", "worker", "--group", g], {"CV_WORKER_WEB_PORT": str(port)},
@@ -95,11 +96,12 @@ def cmd_db(a: argparse.Namespace) -> int:
 
 def cmd_flow(a: argparse.Namespace) -> int:
     from chargeverse.topics import CATALOGUE
-    from streams.registry import CONSUMERS
+    from streams.registry import CONSUMERS, EDGE_WORKERS
 
+    everyone = (*CONSUMERS, *EDGE_WORKERS)
     for t in CATALOGUE:
-        readers = [c.name for c in CONSUMERS if t.name in c.consumes]
-        writers = [c.name for c in CONSUMERS if t.name in c.produces]
+        readers = [c.name for c in everyone if t.name in c.consumes]
+        writers = [c.name for c in everyone if t.name in c.produces]
         print(f"{t.name:14} <- {', '.join(writers) or 'edges'}   -> {', '.join(readers) or '-'}")
     return 0
 

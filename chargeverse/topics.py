@@ -46,8 +46,10 @@ OCPI_INBOUND = Topic("ocpi.inbound", "partner + object id",
                      "every partner push/pull result, verbatim; partner onboarding, credentials exchanges, deletions "
                      "(keyed by partner id)", 6,
                      ("OcpiPartnerOnboarded", "OcpiTokenIssued", "OcpiPartnerRegistered", "OcpiCredentialsRotated",
-                      "OcpiPartnerDeleted", "OcpiObjectReceived"))
-OCPI_OUTBOUND = Topic("ocpi.outbound", "partner", "commands and pushes to partners", 6, ())
+                      "OcpiPartnerDeleted", "OcpiObjectReceived", "OcpiTokenAuthorized", "OcpiCommandReceived",
+                      "OcpiCommandOutcome"))
+OCPI_OUTBOUND = Topic("ocpi.outbound", "partner", "commands and pushes to partners", 6,
+                      ("OcpiCommandSend", "OcpiCommandRequested"))
 STATIONS = Topic(
     "stations", "station id", "station/EVSE/connector state (own and roamed)",
     partitions=6,
@@ -57,10 +59,11 @@ STATIONS = Topic(
 SESSIONS = Topic("sessions", "session id", "session lifecycle: requested, started, meter samples, stopped, CDR", 6,
                  ("SessionStarted", "SessionMeterSample", "SessionStopped"))
 IDENTITY = Topic("identity", "account id (id-token events: the token's id, derived from its uid)",
-                 "accounts, profiles, vehicles, favourites, payment-method refs, id tokens", 6,
+                 "accounts, profiles, vehicles, favourites, payment-method refs, id tokens, fleets", 6,
                  ("AccountRegistered", "PasswordChanged", "ProfileUpdated", "VehicleAdded", "VehicleRemoved",
                   "FavouriteAdded", "FavouriteRemoved", "PaymentMethodAdded", "PaymentMethodRemoved",
-                  "IdTokenIssued", "IdTokenBlocked"))
+                  "IdTokenIssued", "IdTokenBlocked", "FleetCreated", "FleetMemberAdded", "FleetMemberRemoved",
+                  "FleetPolicySet"))
 BILLING = Topic("billing", "account id", "priced sessions, payments, invoices", 6,
                 ("CdrPriced", "BillingReview", "BillingDiscrepancy", "PaymentEvent", "InvoiceIssued",
                  "EnergyBillExported"))

@@ -32,6 +32,10 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
         from projections.postgres.identity import IdentityProjection
 
         return IdentityProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name == "fleets":
+        from projections.postgres.fleets import FleetsProjection
+
+        return FleetsProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
     if name == "station_tariffs":
         from projections.postgres.station_tariffs import StationTariffsProjection
 
@@ -68,6 +72,6 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
     raise KeyError(f"unknown projection {name!r}; known: {', '.join(NAMES)}")
 
 
-NAMES: tuple[str, ...] = ("postgres", "redis", "mongo", "ocpp_commands", "identity", "station_tariffs", "sessions",
+NAMES: tuple[str, ...] = ("postgres", "redis", "mongo", "ocpp_commands", "identity", "fleets", "station_tariffs", "sessions",
                           "sessions_processor", "billing", "billing_processor", "ledger",
                           "ocpi_partners", "ocpi_objects")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Consumer:
     name: str
-    kind: str  # "processor" (emits events) or "projection" (writes a store)
+    kind: str  # "processor" (emits events), "projection" (writes a store) or "edge" (an edge's own worker)
     consumes: tuple[str, ...]
     produces: tuple[str, ...]
     what: str
@@ -57,6 +57,9 @@ CONSUMERS: tuple[Consumer, ...] = (
     Consumer("pg.identity", "projection", ("identity",), (),
              "Postgres accounts, vehicles, favourites, payment-method refs, id tokens (+ id_tokens for the OCPP "
              "edge) (projections/postgres/identity.py)", "projections"),
+    Consumer("pg.fleets", "projection", ("identity",), (),
+             "Postgres fleets, members (with history), budgets and allowed stations/networks "
+             "(projections/postgres/fleets.py)", "projections"),
     Consumer("pg.ocpp_commands", "projection", ("ocpp.commands",), (),
              "Postgres commands to chargers and their outcomes (projections/postgres/ocpp_commands.py)",
              "projections"),
@@ -70,9 +73,19 @@ CONSUMERS: tuple[Consumer, ...] = (
              "Mongo archive of every OCPP frame (projections/mongo_frames.py)", "archive"),
 )
 
+#: consumers that live in an edge process rather than a Faust worker (shown by `cv flow`; no lag from `cv lag`)
+EDGE_WORKERS: tuple[Consumer, ...] = (
+    Consumer("ocpi.commands", "edge", ("ocpi.outbound", "ocpi.inbound", "ocpp.commands"), ("ocpi.inbound",),
+             "OCPI command sends to CPOs, CommandResults to eMSPs, timeouts (edges/ocpi/commands_worker.py)",
+             "ocpi"),
+    Consumer("ocpp.dispatch", "edge", ("ocpp.commands",), ("ocpp.commands", "ocpp.frames"),
+             "commands to the chargers each OCPP edge instance holds, and their results (edges/ocpp/dispatch.py)",
+             "ocpp"),
+)
+
 #: projection consumer name -> projections.registry name
 PROJECTIONS = {"pg.stations": "postgres", "redis.live_status": "redis", "mongo.frame_archive": "mongo",
-               "pg.ocpp_commands": "ocpp_commands", "pg.identity": "identity", "pg.sessions": "sessions",
+               "pg.ocpp_commands": "ocpp_commands", "pg.identity": "identity", "pg.fleets": "fleets", "pg.sessions": "sessions",
                "pg.station_tariffs": "station_tariffs",
                "sessions": "sessions_processor", "billing": "billing_processor",
                "pg.billing": "billing", "pg.ledger": "ledger", "pg.ocpi_partners": "ocpi_partners", "pg.ocpi_objects": "ocpi_objects"}

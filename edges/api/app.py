@@ -16,7 +16,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from chargeverse.settings import Settings, get_settings
 from chargeverse.kafka import EventProducer
-from edges.api import accounts, admin, audit, billing, commands, me, sessions, stations, tariffs
+from edges.api import (accounts, admin, audit, billing, commands, fleets, me, session_control, sessions, stations,
+                       tariffs)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,7 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(stations.router)
     app.include_router(commands.router)
+    app.include_router(session_control.router)
     app.include_router(sessions.router)
+    app.include_router(fleets.router)
     app.include_router(tariffs.router)
     app.include_router(billing.router)
     app.include_router(audit.router)

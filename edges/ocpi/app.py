@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chargeverse.kafka import EventProducer
 from chargeverse.settings import Settings, get_settings
-from edges.ocpi import VERSION, admin, credentials, receivers, senders
+from edges.ocpi import VERSION, admin, commands_api, credentials, receivers, senders, tokens_sender
 from edges.ocpi.config import OcpiSettings, get_ocpi_settings
 from edges.ocpi.context import OcpiContext, _utcnow, token_box
 from edges.ocpi.headers import CORRELATION_ID, REQUEST_ID, new_id, parse_route, response_route_headers
@@ -68,9 +68,17 @@ def create_app(settings: Settings | None = None, ocpi: OcpiSettings | None = Non
 
             follower = Follower(ocpi_projections(s, o)).start()
         app.state.ocpi = OcpiContext(s, o, pool, prod, token_box(s, o), http, clock or _utcnow)
+        worker = None
+        if o.commands_worker:
+            from edges.ocpi.commands_worker import CommandsWorker
+
+            worker = await asyncio.get_running_loop().run_in_executor(
+                None, CommandsWorker(s, o, clock=clock or _utcnow).start)
         try:
             yield
         finally:
+            if worker is not None:
+                await asyncio.get_running_loop().run_in_executor(None, worker.stop)
             await http.aclose()
             await app.state.redis.aclose()
             await pool.close()
@@ -80,12 +88,15 @@ def create_app(settings: Settings | None = None, ocpi: OcpiSettings | None = Non
                 follower.stop()
 
     app = FastAPI(title="chargeverse OCPI", version=VERSION, lifespan=lifespan,
-                  description="OCPI 2.2.1 edge: credentials, locations, sessions, CDRs, tariffs, tokens. "
+                  description="OCPI 2.2.1 edge: credentials, locations, sessions, CDRs, tariffs, tokens, commands. "
                               "Authenticate with `Authorization: Token <base64 credentials token>`.")
     app.include_router(credentials.router, prefix="/ocpi")
     app.include_router(receivers.emsp, prefix="/ocpi")
     app.include_router(receivers.cpo, prefix="/ocpi")
     app.include_router(senders.router, prefix="/ocpi")
+    app.include_router(tokens_sender.router, prefix="/ocpi")
+    app.include_router(commands_api.cpo, prefix="/ocpi")
+    app.include_router(commands_api.emsp, prefix="/ocpi")
     app.include_router(admin.router, prefix="/ocpi")
 
     @app.middleware("http")

@@ -77,6 +77,23 @@ class OcpiSettings(BaseSettings):
     #: run the OCPI projections inside the edge process (development without `cv run worker`; see
     #: projections/postgres/ocpi_follow.py).  Production runs them in the projections worker group.
     follow: bool = False
+    #: Commands, CPO role: how long the OCPP edge waits for the charger, and the CommandResponse timeout we give
+    #: eMSPs (the charger's wait plus the way back)
+    command_ocpp_timeout_s: int = 30
+    command_timeout_s: int = 60
+    #: Commands, eMSP role: extra wait beyond the CPO's timeout before we record TIMEOUT
+    command_result_grace_s: float = 5.0
+    #: the commands worker rebuilds its pending commands from this much log at start (commands live minutes)
+    commands_lookback_seconds: int = 900
+    #: outbound calls (edges/ocpi/outbound.py): retries with exponential backoff (base seconds, cap seconds) and
+    #: a per-partner circuit breaker (consecutive failures to open, seconds before a trial call)
+    outbound_retries: int = 4
+    outbound_backoff: float = 0.5
+    outbound_backoff_cap: float = 30.0
+    breaker_failures: int = 5
+    breaker_reset_seconds: float = 30.0
+    #: run the OCPI commands worker inside the edge process (`cv run ocpi-commands` is the standalone form)
+    commands_worker: bool = False
 
     @field_validator("country_code", "party_id")
     @classmethod

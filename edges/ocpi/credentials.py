@@ -40,9 +40,12 @@ def version_endpoints(ctx: OcpiContext) -> list[dict[str, str]]:
     if ctx.ocpi.plays("EMSP"):
         for module in ("locations", "sessions", "cdrs", "tariffs"):
             eps.append({"identifier": module, "role": "RECEIVER", "url": f"{root}/emsp/{VERSION}/{module}"})
+        eps.append({"identifier": "tokens", "role": "SENDER", "url": f"{root}/emsp/{VERSION}/tokens"})
+        eps.append({"identifier": "commands", "role": "SENDER", "url": f"{root}/emsp/{VERSION}/commands"})
     if ctx.ocpi.plays("CPO"):
         eps.append({"identifier": "locations", "role": "SENDER", "url": f"{root}/cpo/{VERSION}/locations"})
         eps.append({"identifier": "tokens", "role": "RECEIVER", "url": f"{root}/cpo/{VERSION}/tokens"})
+        eps.append({"identifier": "commands", "role": "RECEIVER", "url": f"{root}/cpo/{VERSION}/commands"})
     return eps
 
 

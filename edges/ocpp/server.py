@@ -318,7 +318,7 @@ class OcppEdge:
             n = need(payload)
             try:
                 if n.tokens:
-                    tokens = await self.tokens.lookup(n.tokens)
+                    tokens = await self.tokens.lookup(n.tokens, station_id=s.charge_point_id)
                 if n.transaction_id:
                     transaction_id = await self.tokens.next_transaction_id()
             except Exception as exc:  # noqa: BLE001 - a store outage is the charger's InternalError, not ours

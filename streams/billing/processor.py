@@ -43,10 +43,18 @@ class PostgresLookups:
         return {"tariff": t["tariff"], "time_zone": t["time_zone"], "currency": t["currency"]}
 
     def payer_of(self, uid: str) -> Mapping[str, Any] | None:
-        row = self._c().execute("SELECT account_id, group_id FROM id_tokens WHERE uid = %s", (uid,)).fetchone()
+        c = self._c()
+        row = c.execute("SELECT account_id FROM id_tokens WHERE uid = %s", (uid,)).fetchone()
         if row is None or not row[0]:
             return None
-        return {"account_id": row[0], "fleet_id": None, "cost_centre": None}
+        fleet = None
+        try:  # the driver's current fleet membership (fleets projection), if any
+            fleet = c.execute("SELECT fleet_id, cost_centre FROM fleet_members WHERE account_id = %s "
+                              "AND left_at IS NULL ORDER BY joined_at DESC LIMIT 1", (row[0],)).fetchone()
+        except psycopg.Error:
+            fleet = None
+        return {"account_id": row[0], "fleet_id": fleet[0] if fleet else None,
+                "cost_centre": fleet[1] if fleet else None}
 
     def close(self) -> None:
         if self.conn is not None:
