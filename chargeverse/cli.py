@@ -102,7 +102,8 @@ def cmd_flow(a: argparse.Namespace) -> int:
     for t in CATALOGUE:
         readers = [c.name for c in everyone if t.name in c.consumes]
         writers = [c.name for c in everyone if t.name in c.produces]
-        print(f"{t.name:14} <- {', '.join(writers) or 'edges'}   -> {', '.join(readers) or '-'}")
+        writers = (["edges"] if t.source else []) + writers
+        print(f"{t.name:14} <- {', '.join(writers) or '-'}   -> {', '.join(readers) or '-'}")
     return 0
 
 
