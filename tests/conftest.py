@@ -16,9 +16,17 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from chargeverse.settings import get_settings
 from chargeverse.stack import Ports, Stack
+
+# Property tests must judge the code, not the machine: CI machines are shared, so generation speed and per-example
+# deadlines are not checked (benchmarks measure speed, bench/).
+hypothesis_settings.register_profile("shared-machine", deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+hypothesis_settings.load_profile("shared-machine")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
