@@ -277,7 +277,8 @@ def cmd_charger(a: argparse.Namespace) -> int:
     producer = EventProducer()
     secret = register(producer, a.station_id, name=a.name or a.station_id, operator=a.operator,
                       latitude=a.lat, longitude=a.lon, address=a.address, secret=a.secret,
-                      security_profile=a.security_profile)
+                      security_profile=a.security_profile, revoked=a.revoke,
+                      registration_status="Pending" if a.pending else "Accepted")
     producer.close()
     print(f"registered {a.station_id}")
     if not a.secret:
@@ -488,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--address", default="")
     sp.add_argument("--secret", help="the charger's Basic-auth secret (generated and shown once if omitted)")
     sp.add_argument("--security-profile", type=int, default=1, choices=(0, 1, 2, 3))
+    sp.add_argument("--revoke", action="store_true", help="refuse this charger at the handshake (HTTP 401)")
+    sp.add_argument("--pending", action="store_true", help="answer its BootNotification Pending until re-registered")
     sp.set_defaults(fn=cmd_charger)
     sp = sub.add_parser("tariff", help="set a station's tariff (OCPI 2.2.1 Tariff JSON; publishes StationTariffSet)")
     sp.add_argument("station_id")
@@ -537,6 +540,9 @@ def main(argv: list[str] | None = None) -> int:
     from ledger.cli import add_parser as add_ledger_parser
 
     add_ledger_parser(sub)
+    from ledger.billing.invoice_job import add_parser as add_billing_parser
+
+    add_billing_parser(sub)
     a = p.parse_args(argv)
     return int(a.fn(a) or 0)
 

@@ -13,9 +13,13 @@ from chargeverse.topics import STATIONS
 
 def registration(station_id: str, *, name: str, operator: str, latitude: float, longitude: float,
                  address: str = "", connectors: list[dict[str, Any]] | None = None, secret: str | None = None,
-                 own: bool = True, security_profile: int = 1, source: str = "cli") -> tuple[dict[str, Any], str]:
+                 own: bool = True, security_profile: int = 1, source: str = "cli", revoked: bool = False,
+                 registration_status: str = "Accepted") -> tuple[dict[str, Any], str]:
     """(StationRegistered record, the charger's secret).  The secret is returned once and only its argon2id hash
-    goes on the log."""
+    goes on the log.  A registration replaces the previous one of the station: `revoked` refuses the charger at the
+    handshake, `registration_status` is what its BootNotification is answered (Accepted, Pending, Rejected)."""
+    if registration_status not in ("Accepted", "Pending", "Rejected"):
+        raise ValueError("registration_status must be Accepted, Pending or Rejected")
     if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
         raise ValueError("latitude must be in [-90, 90] and longitude in [-180, 180]")
     secret = secret or secrets.token_urlsafe(18)
@@ -26,7 +30,8 @@ def registration(station_id: str, *, name: str, operator: str, latitude: float, 
                address=address, own=own, security_profile=security_profile,
                connectors=connectors or [{"connector_id": 1, "standard": "IEC_62196_T2", "max_power_kw": 22.0},
                                          {"connector_id": 2, "standard": "IEC_62196_T2", "max_power_kw": 22.0}],
-               password_hash=hash_machine_secret(secret) if security_profile in (1, 2) else None)
+               password_hash=hash_machine_secret(secret) if security_profile in (1, 2) else None,
+               revoked=revoked, registration_status=registration_status)
     return rec, secret
 
 

@@ -19,13 +19,19 @@ class Patches:
     stations: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: (station_id, connector_id) -> column -> value
     connectors: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
-    #: station_id -> (password_hash, security_profile)
-    credentials: dict[str, tuple[str | None, int]] = field(default_factory=dict)
+    #: station_id -> (password_hash, security_profile, revoked, registration_status)
+    credentials: dict[str, tuple[str | None, int, bool, str]] = field(default_factory=dict)
+
+
+#: `stations` events other projections own (pg.station_tariffs): passed over, they change no station row
+NOT_MINE = frozenset({"StationTariffSet"})
 
 
 def fold(events: Iterable[SourcedEvent]) -> Patches:
     p = Patches()
     for e in events:
+        if e.type in NOT_MINE:
+            continue
         r = e.record
         sid = r["station_id"]
         row = p.stations.setdefault(sid, {})
@@ -37,7 +43,8 @@ def fold(events: Iterable[SourcedEvent]) -> Patches:
             for c in r["connectors"]:
                 p.connectors.setdefault((sid, c["connector_id"]), {}).update(
                     standard=c["standard"], max_power_kw=c["max_power_kw"])
-            p.credentials[sid] = (r["password_hash"], r["security_profile"])
+            p.credentials[sid] = (r["password_hash"], r["security_profile"], bool(r.get("revoked", False)),
+                                  r.get("registration_status") or "Accepted")
         elif e.type == "StationBooted":
             row.update(vendor=r["vendor"], model=r["model"], serial_number=r["serial_number"],
                        firmware_version=r["firmware_version"], boot_status=r["status"],

@@ -60,10 +60,11 @@ class StationsProjection:
                 cur.executemany(_upsert_sql("connectors", ("station_id", "connector_id"), cols), values)
             if patches.credentials:
                 cur.executemany(
-                    "INSERT INTO charge_point_credentials (station_id, password_hash, security_profile) "
-                    "VALUES (%s, %s, %s) ON CONFLICT (station_id) DO UPDATE SET "
-                    "password_hash = EXCLUDED.password_hash, security_profile = EXCLUDED.security_profile",
-                    [(sid, h, prof) for sid, (h, prof) in patches.credentials.items()])
+                    "INSERT INTO charge_point_credentials (station_id, password_hash, security_profile, revoked, "
+                    "registration_status) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (station_id) DO UPDATE SET "
+                    "password_hash = EXCLUDED.password_hash, security_profile = EXCLUDED.security_profile, "
+                    "revoked = EXCLUDED.revoked, registration_status = EXCLUDED.registration_status",
+                    [(sid, *cred) for sid, cred in patches.credentials.items()])
             cur.executemany(
                 "INSERT INTO projection_offsets (projection, topic, partition, next_offset) VALUES (%s,%s,%s,%s) "
                 "ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
