@@ -53,6 +53,18 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
         from ledger.store import LedgerStore
 
         return LedgerStore(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name == "payments_processor":
+        from streams.payments.processor import build as build_payments
+
+        return build_payments(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name == "roaming_billing_processor":
+        from edges.ocpi.config import get_ocpi_settings
+        from streams.roaming_billing.fold import Policy
+        from streams.roaming_billing.processor import build as build_roaming
+
+        o = get_ocpi_settings()
+        return build_roaming(s.postgres_dsn.get_secret_value(), namespace or "public", ocpi_schema=o.schema_name,
+                             policy=Policy(platform_id=o.platform_id))
     if name == "billing":
         from projections.postgres.billing import BillingProjection
 
@@ -73,5 +85,5 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
 
 
 NAMES: tuple[str, ...] = ("postgres", "redis", "mongo", "ocpp_commands", "identity", "fleets", "station_tariffs", "sessions",
-                          "sessions_processor", "billing", "billing_processor", "ledger",
+                          "sessions_processor", "billing", "billing_processor", "payments_processor", "roaming_billing_processor", "ledger",
                           "ocpi_partners", "ocpi_objects")

@@ -244,19 +244,24 @@ class _Poison(Exception):
 _topics = {OCPP_FRAMES.name: frames_topic, STATIONS.name: stations_topic}
 
 
-def _topic(name: str) -> Any:
-    """The Faust topic of a catalogue topic (one object per topic, so agents on it share its channel)."""
-    if name not in _topics:
-        t = BY_NAME[name]
-        _topics[name] = app.topic(t.name, partitions=t.partitions, internal=False)
-    return _topics[name]
+def _topic(*names: str) -> Any:
+    """The Faust topic of one catalogue topic (one object per topic, so agents on it share its channel), or of
+    several topics read by one agent (a processor joining streams by a key both carry, state in Postgres)."""
+    key = names[0] if len(names) == 1 else ",".join(names)
+    if key not in _topics:
+        if len(names) == 1:
+            t = BY_NAME[names[0]]
+            _topics[key] = app.topic(t.name, partitions=t.partitions, internal=False)
+        else:
+            _topics[key] = app.topic(*(BY_NAME[n].name for n in names), internal=False)
+    return _topics[key]
 
 
 for c in CONSUMERS:
     if c.group != GROUP:
         continue
     if c.name in PROJECTIONS:  # projections, and stateful processors built on the same machinery
-        _projection_agent(c.name, PROJECTIONS[c.name], _topic(c.consumes[0]))
+        _projection_agent(c.name, PROJECTIONS[c.name], _topic(*c.consumes))
     elif c.name == "stations":
         app.agent(frames_topic, name="stations")(stations_processor)
 

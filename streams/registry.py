@@ -38,6 +38,12 @@ CONSUMERS: tuple[Consumer, ...] = (
     Consumer("billing", "processor", ("sessions",), ("billing", "ledger"),
              "stopped own-station sessions -> priced CDR (tariff engine) + ledger postings, or a review entry "
              "(streams/billing/)", "processors"),
+    Consumer("roaming_billing", "processor", ("ocpi.inbound",), ("billing", "ledger"),
+             "partner CDRs -> priced CDR (origin ROAMED) + ledger postings, a discrepancy report when the CDR "
+             "disagrees with the partner's tariff, or a review entry (streams/roaming_billing/)", "processors"),
+    Consumer("payments", "processor", ("sessions", "billing"), ("billing", "ledger"),
+             "session start -> card hold; priced CDR -> capture (rest released) / excess charge / release; refused "
+             "payments -> review (streams/payments/, state in Postgres keyed by session id)", "processors"),
     Consumer("pg.billing", "projection", ("billing",), (),
              "Postgres priced CDRs and the billing review queue (projections/postgres/billing.py)", "projections"),
     Consumer("pg.ledger", "projection", ("ledger",), (),
@@ -87,5 +93,6 @@ EDGE_WORKERS: tuple[Consumer, ...] = (
 PROJECTIONS = {"pg.stations": "postgres", "redis.live_status": "redis", "mongo.frame_archive": "mongo",
                "pg.ocpp_commands": "ocpp_commands", "pg.identity": "identity", "pg.fleets": "fleets", "pg.sessions": "sessions",
                "pg.station_tariffs": "station_tariffs",
-               "sessions": "sessions_processor", "billing": "billing_processor",
+               "sessions": "sessions_processor", "billing": "billing_processor", "payments": "payments_processor",
+               "roaming_billing": "roaming_billing_processor",
                "pg.billing": "billing", "pg.ledger": "ledger", "pg.ocpi_partners": "ocpi_partners", "pg.ocpi_objects": "ocpi_objects"}

@@ -120,7 +120,10 @@ def platform(stack, topics, tmp_path_factory) -> Iterator[Platform]:  # noqa: AN
     logs = tmp_path_factory.mktemp("platform-logs")
     ports = {"ocpp": free_port(), "api": free_port(), **{f"worker-{g}": free_port() for g in GROUPS}}
     env = dict(os.environ, CV_OCPP_PORT=str(ports["ocpp"]), CV_API_PORT=str(ports["api"]),
-               CV_WORKER_ID=f"cv-test-{uuid.uuid4().hex[:6]}", CV_OCPP_HEARTBEAT_INTERVAL="60")
+               CV_WORKER_ID=f"cv-test-{uuid.uuid4().hex[:6]}", CV_OCPP_HEARTBEAT_INTERVAL="60",
+               # card payments are tested with a processor of the test's own (test_payments.py), whose provider the
+               # test can inspect; the platform's worker is invoice-only so the two never both charge a card
+               CV_PAYMENTS_PROVIDER="none")
     procs = {}
     for svc, port in ports.items():
         log = logs / f"{svc}.log"

@@ -73,4 +73,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
+    def openapi() -> dict:
+        """The OpenAPI document, with 422 documented as it is answered: FastAPI's list of field errors for
+        malformed requests, or one sentence saying why a well-formed request cannot be served."""
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schemas = doc.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"]["properties"]["detail"] = {
+                    "title": "Detail", "anyOf": [
+                        {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}},
+                        {"type": "string", "description": "why the request cannot be served"}]}
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
