@@ -66,7 +66,7 @@ IDENTITY = Topic("identity", "account id (id-token events: the token's id, deriv
                   "FleetPolicySet"))
 BILLING = Topic("billing", "account id", "priced sessions, payments, invoices", 6,
                 ("CdrPriced", "BillingReview", "BillingDiscrepancy", "PaymentEvent", "InvoiceIssued",
-                 "EnergyBillExported"))
+                 "EnergyBillExported", "RefundRequested"))
 LEDGER = Topic("ledger", "ledger key: owner of the limited account, e.g. driver:u-42 (seals: ledger:seal)",
                "posting sets and seals of the double-entry ledger (never add partitions: chains are per partition)",
                6, ("LedgerPostingSet", "LedgerSealed"), source=False)

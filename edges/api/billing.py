@@ -6,8 +6,14 @@ import json
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
+from decimal import Decimal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from chargeverse.events import envelope
+from chargeverse.kafka import DeliveryError
+from chargeverse.topics import BILLING
 
 from edges.api.auth import require
 
@@ -42,3 +48,44 @@ async def reviews(request: Request, limit: int = Query(50, ge=1, le=500), offset
     return [Review(event_id=r[0], subject=r[1], session_id=r[2], account_id=r[3],
                    reasons=r[4] if isinstance(r[4], list) else json.loads(r[4]), payload_type=r[5], payload=r[6],
                    source_event_id=r[7], queued_at=r[8]) for r in rows]
+
+
+class RefundIn(BaseModel):
+    amount: str = Field(..., pattern=r"^[0-9]{1,9}(\.[0-9]{1,4})?$", examples=["1.50"],
+                        description="decimal string in the session's currency; at most what was charged")
+    reason: str = Field(..., min_length=3, max_length=500)
+
+
+class RefundOut(BaseModel):
+    session_id: str
+    account_id: str
+    amount: str
+    currency: str
+    request_id: str = Field(..., description="the RefundRequested event; its outcome is a PaymentEvent REFUNDED "
+                                             "(or a review entry) on the billing topic")
+
+
+@router.post("/sessions/{session_id}/refund", response_model=RefundOut, status_code=202,
+             summary="Refund (part of) a billed session through the provider that charged it",
+             responses={404: {"description": "no priced CDR for this session"},
+                        422: {"description": "amount not positive or above the CDR's total"}})
+async def refund(session_id: str, body: RefundIn, request: Request,
+                 who: dict[str, Any] = Depends(require("operator", "admin"))) -> RefundOut:
+    async with request.app.state.pg.connection() as conn:
+        cur = await conn.execute("SELECT account_id, currency, COALESCE(total_cost_incl_vat, total_cost_excl_vat) "
+                                 "FROM cdrs WHERE session_id = %s", (session_id,))
+        row = await cur.fetchone()
+    if row is None:
+        raise HTTPException(404, f"no priced CDR for session {session_id!r}")
+    amount = Decimal(body.amount)
+    if amount <= 0 or amount > Decimal(str(row[2])):
+        raise HTTPException(422, f"amount must be above 0 and at most the session's total {row[2]} {row[1]}")
+    rec = envelope(source="edges.api", correlation_id=session_id)
+    rec.update(session_id=session_id, account_id=row[0], amount=body.amount, currency=row[1], reason=body.reason,
+               requested_by=str(who["sub"]))
+    try:
+        await request.app.state.producer.publish(BILLING.name, row[0], "RefundRequested", rec)
+    except DeliveryError as exc:
+        raise HTTPException(503, "the event log is unavailable; retry") from exc
+    return RefundOut(session_id=session_id, account_id=row[0], amount=body.amount, currency=row[1],
+                     request_id=rec["event_id"])

@@ -52,15 +52,16 @@ from chargeverse.events import derive
 from chargeverse.topics import BILLING, LEDGER
 from ledger.billing.cdr_checks import Price
 from ledger.billing.events import (
-    billing_review, payment_captured, payment_charged, payment_failed, payment_hold, payment_released,
+    billing_review, payment_captured, payment_charged, payment_failed, payment_hold, payment_refunded,
+    payment_released,
 )
 from ledger.billing.money import ZERO, fmt, quantize
 from ledger.billing.payments import (
-    Capture, Hold, HoldExpired, PaymentError, Release, looks_like_card_number,
+    Capture, Hold, HoldExpired, PaymentError, Refund, Release, looks_like_card_number,
 )
 from ledger.billing.postings_plan import (
-    DriverPayer, PostingPlan, capture_plan, direct_charge_plan, gross_net_vat, hold_plan, release_plan,
-    settle_against_hold,
+    DriverPayer, PostingPlan, capture_plan, direct_charge_plan, gross_net_vat, hold_plan, refund_plan,
+    release_plan, settle_against_hold,
 )
 
 SOURCE = "streams.payments"
@@ -79,6 +80,8 @@ class Payments(Protocol):
     def capture(self, hold_id: str, amount: Decimal, currency: str, *, idempotency_key: str) -> Capture: ...
 
     def release(self, hold_id: str, *, idempotency_key: str) -> Release: ...
+
+    def refund(self, charge_id: str, amount: Decimal, currency: str, *, idempotency_key: str) -> Refund: ...
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,8 @@ def apply(state: dict[str, Any] | None, event_type: str, rec: Mapping[str, Any],
         return _started(state, rec, lookups, pay, policy)
     if event_type == "CdrPriced":
         return _priced(state, rec, lookups, pay)
+    if event_type == "RefundRequested":
+        return _refund(state, rec, pay)
     return state, []
 
 
@@ -309,6 +314,8 @@ def _settle(st: dict[str, Any], cdr: Mapping[str, Any], lookups: Lookups,
             run.posting(capture_plan(source_event_id=cdr["event_id"], session_id=session_id, account_id=holder,
                                      provider=pay.name, hold_amount=held, captured=cap.amount, currency=currency,
                                      hold_id=hold["hold_id"], charge_id=cap.charge_id), "ledger-payment-capture")
+            st.setdefault("charges", []).append({"charge_id": cap.charge_id, "amount": fmt(cap.amount),
+                                                 "currency": currency, "account_id": holder})
             owed = s.excess
     elif hold:  # priced in another currency than the hold: let the hold go, charge the CDR's currency
         _release(run, hold, holder, cdr)
@@ -320,8 +327,64 @@ def _settle(st: dict[str, Any], cdr: Mapping[str, Any], lookups: Lookups,
 
 
 def _done(st: Mapping[str, Any], outcome: str) -> dict[str, Any]:
-    """The settled state: only what blocks a second settlement (and says how it ended)."""
-    return {"start": st.get("start", "NOT_SEEN"), "account_id": st.get("account_id"), "settled": outcome}
+    """The settled state: what blocks a second settlement (and says how it ended), and the charges a refund may
+    go back through."""
+    done = {"start": st.get("start", "NOT_SEEN"), "account_id": st.get("account_id"), "settled": outcome}
+    if st.get("charges"):
+        done["charges"] = list(st["charges"])
+    return done
+
+
+def _refund(state: dict[str, Any] | None, rec: Mapping[str, Any],
+            pay: Payments) -> tuple[dict[str, Any] | None, list[Output]]:
+    """An operator's refund: back through the charges that took the money, newest first, never more than was
+    charged (less what was refunded already).  A refund request seen before is a no-op; one that cannot be
+    honoured goes to the review queue with the reason."""
+    st = dict(state or {})
+    done_ids = st.get("refund_requests", [])
+    if rec["event_id"] in done_ids:
+        return state, []
+    session_id, account = str(rec["session_id"]), str(rec["account_id"])
+    run = _Run(rec, session_id, pay)
+    payload, ptype = _payload(rec), "chargeverse/RefundRequested"
+    amount, currency = Decimal(str(rec["amount"])), str(rec["currency"])
+    charges = [c for c in st.get("charges", []) if c["currency"] == currency]
+    refunded = {c["charge_id"]: Decimal(c.get("refunded", "0")) for c in charges}
+    available = sum((Decimal(c["amount"]) - refunded[c["charge_id"]] for c in charges), ZERO)
+    st["refund_requests"] = [*done_ids, rec["event_id"]]
+    if amount <= 0 or amount > available:
+        run.review(account, "payment-refund-review", "REFUND_NOT_POSSIBLE", "amount",
+                   f"refund of {fmt(amount)} {currency} asked; {fmt(available)} {currency} was charged through "
+                   f"{pay.name} for this session and not refunded yet", payload, ptype)
+        return st, run.outs
+    left = amount
+    new_charges = [dict(c) for c in st.get("charges", [])]
+    for c in reversed(new_charges):
+        if left <= 0 or c["currency"] != currency:
+            continue
+        part = min(left, Decimal(c["amount"]) - Decimal(c.get("refunded", "0")))
+        if part <= 0:
+            continue
+        key = idempotency_key(f"refund:{c['charge_id']}", rec["event_id"])
+        try:
+            ref = pay.refund(c["charge_id"], part, currency, idempotency_key=key)
+        except PaymentError as err:
+            run.failed(err, tag=f"payment-refund-failed/{c['charge_id']}", operation="refund",
+                       account_id=c.get("account_id") or account, amount=part, currency=currency, key=key,
+                       payload=payload, payload_type=ptype)
+            break
+        payer = DriverPayer(c.get("account_id") or account)
+        run.event(payer.account_id, "PaymentEvent", f"payment-refund/{c['charge_id']}",
+                  payment_refunded(ref, account_id=payer.account_id, provider=pay.name, idempotency_key=key,
+                                   session_id=session_id))
+        run.posting(refund_plan(source_event_id=f"{rec['event_id']}:{c['charge_id']}", session_id=session_id,
+                                payer=payer, provider=pay.name, amount=ref.amount, currency=currency,
+                                charge_id=c["charge_id"], refund_id=ref.refund_id),
+                    f"ledger-payment-refund/{c['charge_id']}")
+        c["refunded"] = fmt(Decimal(c.get("refunded", "0")) + ref.amount)
+        left -= ref.amount
+    st["charges"] = new_charges
+    return st, run.outs
 
 
 def _release(run: _Run, hold: Mapping[str, Any], holder: str, cdr: Mapping[str, Any]) -> None:
@@ -379,4 +442,7 @@ def _direct_charge(run: _Run, st: Mapping[str, Any], cdr: Mapping[str, Any], amo
     run.posting(direct_charge_plan(source_event_id=cdr["event_id"], session_id=run.session_id,
                                    payer=DriverPayer(account), provider=run.pay.name, amount=cap.amount,
                                    currency=currency, charge_id=cap.charge_id), "ledger-payment-charge")
+    if isinstance(st, dict):
+        st.setdefault("charges", []).append({"charge_id": cap.charge_id, "amount": fmt(cap.amount),
+                                             "currency": currency, "account_id": account})
     return "CHARGED"

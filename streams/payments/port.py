@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from ledger.billing.payments import Capture, Hold, PaymentError, PaymentProvider, ProviderUnavailable, Release
+from ledger.billing.payments import (Capture, Hold, PaymentError, PaymentProvider, ProviderUnavailable, Refund,
+                                     Release)
 
 T = TypeVar("T")
 
@@ -65,6 +66,9 @@ class SyncPayments:
 
     def release(self, hold_id: str, *, idempotency_key: str) -> Release:
         return self._call(lambda: self.provider.release(hold_id, idempotency_key=idempotency_key))
+
+    def refund(self, charge_id: str, amount: Decimal, currency: str, *, idempotency_key: str) -> Refund:
+        return self._call(lambda: self.provider.refund(charge_id, amount, currency, idempotency_key=idempotency_key))
 
     def close(self) -> None:
         closer: Any = getattr(self.provider, "aclose", None)

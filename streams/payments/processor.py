@@ -42,7 +42,7 @@ from streams.payments.port import SyncPayments
 from streams.stateful import Output, StatefulProcessor
 
 NAME = "payments"
-HANDLED = frozenset({"SessionStarted", "CdrPriced"})
+HANDLED = frozenset({"SessionStarted", "CdrPriced", "RefundRequested"})
 
 
 class PostgresLookups:

@@ -117,6 +117,16 @@ async def test_a_drivers_session_is_priced_posted_and_shown_with_its_final_cost(
     verify = subprocess.run([sys.executable, "-m", "chargeverse.cli", "ledger", "verify"], capture_output=True,
                             text=True, timeout=120)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    # operators can refund part of it (through the payments worker); never more than it cost
+    op = {"Authorization": f"Bearer {issue('op', ['operator'])}"}
+    url = f"{platform.api}/api/operator/billing/sessions/{s['session_id']}/refund"
+    r = httpx.post(url, headers=op, json={"amount": "1.00", "reason": "slow charging"})
+    assert r.status_code == 202, r.text
+    assert events("billing", lambda t, rec: t == "RefundRequested" and rec["event_id"] == r.json()["request_id"])
+    assert httpx.post(url, headers=op, json={"amount": "9.99", "reason": "too much"}).status_code == 422
+    assert httpx.post(url, headers=headers, json={"amount": "1.00", "reason": "self-service"}).status_code == 403
+    assert httpx.post(f"{platform.api}/api/operator/billing/sessions/NOPE/refund", headers=op,
+                      json={"amount": "1.00", "reason": "unknown"}).status_code == 404
     # another driver cannot see it
     other = await _driver_with_card(platform.api, f"D{unique[-7:]}".upper())
     assert httpx.get(f"{platform.api}/api/sessions/{s['session_id']}", headers=other).status_code == 404

@@ -313,3 +313,50 @@ def test_an_unavailable_provider_is_retried_with_the_same_key_then_recorded_as_r
 def test_the_hold_amount_must_be_positive() -> None:
     with pytest.raises(ValueError):
         Policy(Decimal("0"))
+
+
+def refund_request(session: str = "S1", amount: str = "1.00", currency: str = "EUR") -> dict[str, Any]:
+    rec = envelope(source="t", correlation_id=session, occurred_at=T0 + timedelta(hours=2))
+    rec.update(session_id=session, account_id="acc-1", amount=amount, currency=currency, reason="broken cable",
+               requested_by="op-1")
+    return rec
+
+
+def _settled(pay, excl: str = "2.50", incl: str = "2.75", hold: str = "50") -> dict[str, Any]:  # noqa: ANN001
+    st, _ = apply(None, "SessionStarted", started(), lookups(), pay, Policy(Decimal(hold)))
+    st, _ = apply(st, "CdrPriced", priced(excl=excl, incl=incl), lookups(), pay)
+    return st
+
+
+def test_a_refund_goes_back_through_the_charge_that_took_the_money_and_is_posted(pay, local) -> None:  # noqa: ANN001
+    st = _settled(pay)
+    req = refund_request(amount="1.00")
+    st2, outs = apply(st, "RefundRequested", req, lookups(), pay)
+    encodes(outs)
+    [ev] = of(outs, "PaymentEvent")
+    assert ev["kind"] == "REFUNDED" and ev["amount"] == "1.00" and ev["refund_id"] and ev["charge_id"]
+    [ps] = of(outs, "LedgerPostingSet")
+    assert balanced(ps) and {e["amount"] for e in ps["entries"]} == {"1.00"}
+    # the same request again changes nothing; a second request may refund the rest, never more
+    again, more = apply(st2, "RefundRequested", req, lookups(), pay)
+    assert more == [] and again == st2
+    st3, outs = apply(st2, "RefundRequested", refund_request(amount="1.75"), lookups(), pay)
+    assert of(outs, "PaymentEvent")[0]["amount"] == "1.75"
+    _, outs = apply(st3, "RefundRequested", refund_request(amount="0.01"), lookups(), pay)
+    assert of(outs, "PaymentEvent") == [] and of(outs, "BillingReview")[0]["reasons"][0]["code"] == \
+        "REFUND_NOT_POSSIBLE"
+
+
+def test_a_refund_spanning_a_capture_and_an_excess_charge_uses_both(pay) -> None:  # noqa: ANN001
+    st = _settled(pay, hold="2")  # 2.00 captured from the hold, 0.75 charged directly
+    _, outs = apply(st, "RefundRequested", refund_request(amount="2.75"), lookups(), pay)
+    assert sorted(e["amount"] for e in of(outs, "PaymentEvent")) == ["0.75", "2.00"]
+    assert len(of(outs, "LedgerPostingSet")) == 2 and all(balanced(p) for p in of(outs, "LedgerPostingSet"))
+
+
+def test_a_refund_for_an_unpaid_session_or_another_currency_goes_to_review(pay) -> None:  # noqa: ANN001
+    _, outs = apply(None, "RefundRequested", refund_request(), lookups(), pay)
+    assert [t for _, _, t, _ in outs] == ["BillingReview"]
+    st = _settled(pay)
+    _, outs = apply(st, "RefundRequested", refund_request(currency="SEK"), lookups(), pay)
+    assert [t for _, _, t, _ in outs] == ["BillingReview"]
