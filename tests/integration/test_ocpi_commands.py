@@ -16,6 +16,7 @@ from datetime import timedelta
 import httpx
 import psycopg
 import pytest
+import redis
 
 from chargeverse.events import envelope
 from chargeverse.kafka import EventProducer
@@ -159,6 +160,11 @@ def _outcomes(x: LocalParty, command_id: str) -> dict[str, dict]:
 def test_start_session_round_trip_and_timeout(pair) -> None:  # noqa: ANN001
     x, y, u = pair
     sid = _station(y, u)
+    # this test plays the OCPP edge instance holding the charger (its route, then its claim of the command), so
+    # that a real edge running beside it (the platform fixture) leaves the command to it instead of finding the
+    # charger offline
+    r = redis.Redis.from_url(y.settings.redis_url.get_secret_value())
+    r.set(f"cv:ocpp:route:{sid}", "test-edge", ex=120)
     token = {"country_code": "NL", "party_id": "EMX", "uid": f"D{u}".upper(), "type": "RFID",
              "contract_id": "NL-EMX-1", "issuer": "X", "valid": True, "whitelist": "ALLOWED",
              "last_updated": "2024-05-01T10:00:00Z"}
@@ -174,6 +180,7 @@ def test_start_session_round_trip_and_timeout(pair) -> None:  # noqa: ANN001
         return [r for t, r in events("ocpp.commands", lambda t, r: t == "OcppCommandRequested"
                                      and r["charge_point_id"] == sid)]
     req = wait_for("the OCPP command", ocpp_requested)[0]
+    r.set(f"cv:ocpp:cmd:{req['command_id']}", "test-edge", nx=True, ex=120)
     assert req["action"] == "RemoteStartTransaction" and req["requested_by"] == f"ocpi:{y.ocpi.platform_id}:x"
     assert json.loads(req["payload"]) == {"idTag": token["uid"], "connectorId": 1}
     received = [r for _, r in events("ocpi.inbound", lambda t, r: t == "OcpiCommandReceived"

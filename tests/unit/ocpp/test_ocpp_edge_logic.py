@@ -24,7 +24,7 @@ class Tokens:
     def __init__(self) -> None:
         self.next_id = 100
 
-    async def lookup(self, uids: Iterable[str]) -> dict[str, Any]:
+    async def lookup(self, uids: Iterable[str], station_id: str | None = None) -> dict[str, Any]:
         return {u: TokenRecord(u, None, "Accepted") if u == "TAG-1" else None for u in uids}
 
     async def next_transaction_id(self) -> int:
