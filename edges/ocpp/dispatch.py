@@ -12,7 +12,9 @@ instances, because the instance that decides it first takes a claim in Redis (`S
   command's timeout has passed without a claim.
 
 Routes are ephemeral routing state, not a projection of the log: each edge writes its own chargers' routes with
-a time-to-live and removes them on disconnect.
+a time-to-live, refreshes them while it holds the sockets, and removes them on disconnect.  Route changes are
+batched (one Redis pipeline every ROUTE_FLUSH_S over a small connection pool), so a reconnect storm of thousands
+of chargers costs a few round trips, never a Redis connection per charger.
 
 Restart: an edge reads the last `RECENT_WINDOW` of the topic on start, keeps the commands that have no result
 yet and have not expired, and serves them to chargers it holds, so a command issued during a short restart is
@@ -43,6 +45,11 @@ from chargeverse.topics import OCPP_COMMANDS
 log = logging.getLogger("edges.ocpp.dispatch")
 
 RECENT_WINDOW_S = 600
+ROUTE_FLUSH_S = 0.2
+#: a non-holder waits this long before declaring a charger without a route OFFLINE, so that the instance holding a
+#: just-connected charger (route not flushed yet) claims the command first
+OFFLINE_GRACE_S = 1.0
+_DELETE_IF_MINE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 ROUTE_PREFIX = "cv:ocpp:route:"
 CLAIM_PREFIX = "cv:ocpp:cmd:"
 
@@ -107,7 +114,7 @@ class CommandDispatcher:
         self.instance = instance
         self.source = f"edges.ocpp/{instance}"
         self.producer = producer
-        self.redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        self.redis = aioredis.Redis.from_url(redis_url, decode_responses=True, max_connections=16)
         self.held = held
         self.send_call = send_call
         self.bootstrap = bootstrap
@@ -118,19 +125,47 @@ class CommandDispatcher:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._caught_up = asyncio.Event()
+        self._routes: dict[str, bool] = {}  # charger -> up (True) / down (False), not yet written to Redis
+        self._held_ids: Callable[[], list[str]] | None = None
 
     # ---- routes ------------------------------------------------------------------------------------------------
     async def route_up(self, cp_id: str) -> None:
-        await self.redis.set(ROUTE_PREFIX + cp_id, self.instance, ex=self.route_ttl_s)
+        self._routes[cp_id] = True
 
     async def route_down(self, cp_id: str) -> None:
-        # only our own route: a charger that already reconnected elsewhere keeps its new one
-        key = ROUTE_PREFIX + cp_id
-        if await self.redis.get(key) == self.instance:
-            await self.redis.delete(key)
+        self._routes[cp_id] = False
+
+    async def _flush_routes(self) -> None:
+        """Write pending route changes in one pipeline; every ttl/3, re-write every route this instance holds."""
+        last_refresh = time.monotonic()
+        while True:
+            await asyncio.sleep(ROUTE_FLUSH_S)
+            changes, self._routes = self._routes, {}
+            refresh = time.monotonic() - last_refresh > self.route_ttl_s / 3 and self._held_ids is not None
+            if refresh:
+                last_refresh = time.monotonic()
+                for cp in self._held_ids():  # type: ignore[misc]
+                    changes.setdefault(cp, True)
+            if not changes:
+                continue
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for cp, up in changes.items():
+                    if up:
+                        pipe.set(ROUTE_PREFIX + cp, self.instance, ex=self.route_ttl_s)
+                    else:  # only our own route: a charger that already reconnected elsewhere keeps its new one
+                        pipe.eval(_DELETE_IF_MINE, 1, ROUTE_PREFIX + cp, self.instance)
+                await pipe.execute()
+            except Exception as exc:  # noqa: BLE001 - retried with the next flush; the sockets keep serving
+                log.warning("could not write %d command routes: %s", len(changes), exc)
+                for cp, up in changes.items():
+                    self._routes.setdefault(cp, up)
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, held_ids: Callable[[], list[str]] | None = None) -> None:
+        """Start reading commands and writing routes; `held_ids` lists the chargers whose routes to refresh."""
+        self._held_ids = held_ids
+        self._spawn(self._flush_routes())
         loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._consume, args=(loop,), name="ocpp-commands", daemon=True)
         self._thread.start()
@@ -237,6 +272,11 @@ class CommandDispatcher:
         held = self.held(cp_id)
         if held is None:
             route = await self.redis.get(ROUTE_PREFIX + cp_id)
+            if route is None:
+                await asyncio.sleep(OFFLINE_GRACE_S)  # a charger that just connected somewhere: its holder claims
+                held = self.held(cp_id)
+                route = await self.redis.get(ROUTE_PREFIX + cp_id) if held is None else self.instance
+        if held is None:
             if route is None:
                 if await self._claim(command_id, int(timeout_s) + 60):
                     await self._publish(cmd, "OFFLINE", error_description="the charger is not connected")

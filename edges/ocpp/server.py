@@ -455,7 +455,7 @@ class OcppEdge:
                 instance=self.instance, producer=self.producer, redis_url=self.settings.redis_url.get_secret_value(),
                 held=self.held, send_call=self.send_call, bootstrap=self.settings.kafka_bootstrap,
                 route_ttl_s=max(3 * self.settings.ocpp_heartbeat_interval, 60))
-            await self.dispatcher.start()
+            await self.dispatcher.start(held_ids=lambda: list(self.sessions))
 
     async def stop(self) -> None:
         if self.dispatcher is not None:
