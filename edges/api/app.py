@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
+import psycopg
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -51,6 +52,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tariffs.router)
     app.include_router(billing.router)
     app.include_router(audit.router)
+
+    @app.exception_handler(psycopg.DataError)
+    async def unstorable_value(request: Any, exc: psycopg.DataError) -> JSONResponse:
+        """A value Postgres cannot hold (a NUL character in a text field, a number out of range) is the caller's
+        mistake, not a server error: 422 with the reason, and the API keeps serving."""
+        return JSONResponse({"detail": f"a value in the request cannot be stored or searched: {exc}"[:300]},
+                            status_code=422)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:

@@ -44,3 +44,14 @@ def test_no_request_causes_a_server_error_or_breaks_its_schema(platform) -> None
                 failures.append(f"{op.method.upper()} {op.path} ({mode.value}): {str(exc)[:700]}")
     assert operations > 30
     assert failures == [], "\n\n".join(failures)
+
+
+def test_a_nul_character_is_a_4xx_not_a_server_error(platform) -> None:  # noqa: ANN001
+    """Found by the fuzzer: Postgres cannot store or compare text with NUL; the API answers 422, not 500."""
+    import httpx
+
+    token = issue("fuzzer", ["operator"], ttl_seconds=60)
+    r = httpx.get(f"{platform.api}/api/sessions/history", params={"charge_point_id": "\x00m"},
+                  headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 422 and "cannot be stored" in r.json()["detail"]
+    assert httpx.get(f"{platform.api}/healthz").status_code == 200

@@ -30,6 +30,10 @@ async def test_a_command_reaches_the_instance_holding_the_charger_once_and_is_of
     async with edge_in_process() as second:
         async with charger(f"ws://127.0.0.1:{second.port}/ocpp", spec) as cp:
             await boot(cp, spec)
+            for _ in range(50):  # routes are written in batches (every 0.2 s): wait without blocking the loop
+                if r.get(ROUTE_PREFIX + spec.station_id) == second.instance:
+                    break
+                await asyncio.sleep(0.1)
             assert r.get(ROUTE_PREFIX + spec.station_id) == second.instance
             got = await command(platform.api, spec.station_id, "Reset", {"type": "Hard"}, timeout_s=2)
             assert got["outcome"] == "RESULT" and got["result"] == {"status": "Accepted"}, got
