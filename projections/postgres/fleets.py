@@ -18,14 +18,13 @@ Guarantees (besides those of projections/base.py: rows and offsets in one transa
 
 from __future__ import annotations
 
-import hashlib
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Sequence
 
 import psycopg
 
-from projections.base import SourcedEvent, advanced, real, unseen
-from projections.postgres.migrate import connect, migrate
+from projections.base import SourcedEvent
+from projections.postgres.table_projection import TableProjection
 
 _Handler = Callable[[psycopg.Cursor, dict[str, Any]], None]
 #: fleet_policies.account_id of a fleet's default policy
@@ -97,64 +96,15 @@ HANDLERS: dict[str, _Handler] = {
     "FleetPolicySet": _policy_set,
 }
 
-_CHECKSUM_QUERIES = (
-    "SELECT * FROM fleets ORDER BY fleet_id",
-    "SELECT * FROM fleet_members ORDER BY fleet_id, account_id, joined_at",
-    "SELECT * FROM fleet_policies ORDER BY fleet_id, account_id",
-)
 
-
-class FleetsProjection:
+class FleetsProjection(TableProjection):
     name = "pg.fleets"
     topics = ("identity",)
+    tables = (("fleets", "fleet_id"), ("fleet_members", "fleet_id, account_id, joined_at"),
+              ("fleet_policies", "fleet_id, account_id"))
 
-    def __init__(self, dsn: str, schema: str = "public") -> None:
-        self.dsn = dsn
-        self.schema = schema
-        self.conn = connect(dsn, schema)
-        migrate(self.conn, schema)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def offsets(self) -> dict[tuple[str, int], int]:
-        with self.conn.transaction():
-            rows = self.conn.execute("SELECT topic, partition, next_offset FROM projection_offsets "
-                                     "WHERE projection = %s", (self.name,)).fetchall()
-        return {(t, p): o for t, p, o in rows}
-
-    def apply(self, events: Sequence[SourcedEvent]) -> int:
-        if not events:
-            return 0
-        if self.conn.closed or self.conn.broken:
-            self.conn = connect(self.dsn, self.schema)
-        with self.conn.transaction():
-            rows = self.conn.execute(
-                "SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = %s FOR UPDATE",
-                (self.name,)).fetchall()
-            new = unseen(events, {(t, p): o for t, p, o in rows})
-            if not new:
-                return 0
-            cur = self.conn.cursor()
-            for e in real(new):
-                handler = HANDLERS.get(e.type)
-                if handler is not None:
-                    handler(cur, e.record)
-            cur.executemany(
-                "INSERT INTO projection_offsets (projection, topic, partition, next_offset) VALUES (%s,%s,%s,%s) "
-                "ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
-                [(self.name, t, p, o) for (t, p), o in advanced(new).items()])
-        return len(new)
-
-    def checksum(self) -> str:
-        h = hashlib.sha256()
-        with self.conn.transaction():
-            for query in _CHECKSUM_QUERIES:
-                for row in self.conn.execute(query):
-                    h.update(repr(row).encode())
-        return h.hexdigest()
-
-    def reset(self) -> None:
-        with self.conn.transaction():
-            self.conn.execute("TRUNCATE fleet_policies, fleet_members, fleets")
-            self.conn.execute("DELETE FROM projection_offsets WHERE projection = %s", (self.name,))
+    def write(self, cur: psycopg.Cursor[Any], events: Sequence[SourcedEvent]) -> None:
+        for e in events:
+            handler = HANDLERS.get(e.type)
+            if handler is not None:
+                handler(cur, e.record)

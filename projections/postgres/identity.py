@@ -35,8 +35,8 @@ from typing import Any, Callable, Sequence
 
 import psycopg
 
-from projections.base import SourcedEvent, advanced, real, unseen
-from projections.postgres.migrate import connect, migrate
+from projections.base import SourcedEvent
+from projections.postgres.table_projection import TableProjection
 
 _Handler = Callable[[psycopg.Cursor, dict[str, Any]], None]
 
@@ -167,47 +167,15 @@ _CHECKSUM_QUERIES = (
 )
 
 
-class IdentityProjection:
+class IdentityProjection(TableProjection):
     name = "pg.identity"
     topics = ("identity",)
 
-    def __init__(self, dsn: str, schema: str = "public") -> None:
-        self.dsn = dsn
-        self.schema = schema
-        self.conn = connect(dsn, schema)
-        migrate(self.conn, schema)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def offsets(self) -> dict[tuple[str, int], int]:
-        with self.conn.transaction():
-            rows = self.conn.execute("SELECT topic, partition, next_offset FROM projection_offsets "
-                                     "WHERE projection = %s", (self.name,)).fetchall()
-        return {(t, p): o for t, p, o in rows}
-
-    def apply(self, events: Sequence[SourcedEvent]) -> int:
-        if not events:
-            return 0
-        if self.conn.closed or self.conn.broken:
-            self.conn = connect(self.dsn, self.schema)
-        with self.conn.transaction():
-            rows = self.conn.execute(
-                "SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = %s FOR UPDATE",
-                (self.name,)).fetchall()
-            new = unseen(events, {(t, p): o for t, p, o in rows})
-            if not new:
-                return 0
-            cur = self.conn.cursor()
-            for e in real(new):
-                handler = HANDLERS.get(e.type)
-                if handler is not None:
-                    handler(cur, e.record)
-            cur.executemany(
-                "INSERT INTO projection_offsets (projection, topic, partition, next_offset) VALUES (%s,%s,%s,%s) "
-                "ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
-                [(self.name, t, p, o) for (t, p), o in advanced(new).items()])
-        return len(new)
+    def write(self, cur: psycopg.Cursor[Any], events: Sequence[SourcedEvent]) -> None:
+        for e in events:
+            handler = HANDLERS.get(e.type)
+            if handler is not None:
+                handler(cur, e.record)
 
     def checksum(self) -> str:
         h = hashlib.sha256()
