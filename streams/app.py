@@ -43,6 +43,8 @@ app = faust.App(
     group_id(GROUP),
     broker=";".join(f"kafka://{h}" for h in settings.kafka_bootstrap.split(",")),
     store="memory://",
+    # Faust makes a data directory even with in-memory tables; keep it under the stack, not the caller's cwd
+    datadir=str(settings.stack_dir / "faust" / "{conf.name}-data"),
     value_serializer="raw",
     key_serializer="raw",
     web_host=settings.worker_web_host,
