@@ -63,8 +63,8 @@ def _raise_nofile() -> None:
 
 
 # ---- load generator (child process) ---------------------------------------------------------------------------
-async def _charger(url: str, cp: str, mode: str, period: float, until: float, lat: list[float],
-                   counts: list[int], rnd: random.Random) -> None:
+async def _charger(url: str, cp: str, mode: str, period: float, until: list[float], lat: list[float],
+                   counts: list[int], rnd: random.Random, go: asyncio.Event) -> None:
     import websockets
 
     auth = base64.b64encode(f"{cp}:{SECRET}".encode()).decode()
@@ -81,7 +81,9 @@ async def _charger(url: str, cp: str, mode: str, period: float, until: float, la
             n = 0
             if mode == "hold":
                 await asyncio.sleep(rnd.uniform(0, period))
-            while time.monotonic() < until:
+            else:  # throughput: everyone connected and booted first, so handshakes are not in the figure
+                await go.wait()
+            while time.monotonic() < until[0]:
                 action, payload = _mix(rnd, n)
                 n += 1
                 mid = uuid.uuid4().hex[:12]
@@ -101,20 +103,27 @@ async def _loadgen(url: str, ids: list[str], mode: str, period: float, seconds: 
                    inflight: int) -> dict:
     rnd = random.Random(ids[0])
     lat: list[float] = []
-    counts = [0, 0, 0, 0]  # connected, measuring, messages, failures
+    counts = [0, 0, 0, 0, len(ids)]  # connected, measuring, messages, failures, chargers
     sem = asyncio.Semaphore(inflight)
+    go = asyncio.Event()
     t_start = time.monotonic()
-    until = t_start + ramp + seconds
+    until = [t_start + ramp + seconds if mode == "hold" else float("inf")]
 
     async def one(i: int, cp: str) -> None:
         if mode == "hold":
             await asyncio.sleep(ramp * i / len(ids))
         async with sem if mode == "storm" else _Null():
-            await _charger(url, cp, mode, period, until, lat, counts, rnd)
+            await _charger(url, cp, mode, period, until, lat, counts, rnd, go)
 
     tasks = [asyncio.create_task(one(i, cp)) for i, cp in enumerate(ids)]
-    if mode != "storm":
+    if mode == "hold":
         await asyncio.sleep(ramp + min(period, seconds / 3))
+    elif mode == "throughput":
+        while counts[0] + counts[3] < len(ids) and time.monotonic() - t_start < 120:
+            await asyncio.sleep(0.05)
+        until[0] = time.monotonic() + seconds
+        go.set()
+    if mode != "storm":
         lat.clear()  # steady state only
         counts[1] = 1
         counts[2] = 0
@@ -242,9 +251,11 @@ def _wait_port(port: int, timeout: float = 60) -> None:
 
 
 def _phases(url: str, pid: int, a: argparse.Namespace, rss_idle: int) -> dict:
-    hold = _run_loadgens(url, a.chargers, "hold", a.period, a.seconds, a.ramp, a.procs, pid)
-    thr = _run_loadgens(url, 200, "throughput", 0, 10, 0, 2, pid)
-    storm = _run_loadgens(url, a.chargers, "storm", 0, 0, 0, a.procs, pid)
+    empty = {"lat": [], "connected": 0, "messages": 0, "failures": 0, "seconds": 0}
+    hold = _run_loadgens(url, a.chargers, "hold", a.period, a.seconds, a.ramp, a.procs, pid) \
+        if "hold" in a.phases else empty
+    thr = _run_loadgens(url, a.closed_loop, "throughput", 0, 10, 0, 2, pid) if "throughput" in a.phases else empty
+    storm = _run_loadgens(url, a.chargers, "storm", 0, 0, 0, a.procs, pid) if "storm" in a.phases else empty
     return {
         "p50": pct(hold["lat"], 0.5), "p99": pct(hold["lat"], 0.99), "held": hold["connected"],
         "fail": hold["failures"] + storm["failures"] + thr["failures"], "cpu": hold.get("cpu", 0),
@@ -262,6 +273,9 @@ def main() -> None:
     ap.add_argument("--ramp", type=float, default=20, help="seconds over which the chargers connect")
     ap.add_argument("--procs", type=int, default=2, help="load generator processes")
     ap.add_argument("--quick", action="store_true", help="1,000 chargers, 20 s")
+    ap.add_argument("--closed-loop", type=int, default=200, help="chargers in the throughput phase")
+    ap.add_argument("--phases", default="hold,throughput,storm", help="for profiling: a subset of the phases")
+    ap.add_argument("--profile", help="for profiling: write py-spy raw samples of the edge to this file")
     ap.add_argument("--loadgen", action="store_true")
     ap.add_argument("--bare", action="store_true")
     ap.add_argument("--url")
@@ -298,7 +312,7 @@ def main() -> None:
             migrate(conn)
             with conn.cursor().copy("COPY charge_point_credentials (station_id, password_hash, security_profile) "
                                     "FROM STDIN") as cp:
-                for i in range(max(a.chargers, 200)):
+                for i in range(max(a.chargers, a.closed_loop)):
                     cp.write_row((f"BENCH{i:06d}", h, 1))
         results = {}
         for kind in ("bare", "edge"):
@@ -313,7 +327,15 @@ def main() -> None:
             try:
                 _wait_port(port)
                 time.sleep(1)
+                spy = None
+                if a.profile and kind == "edge":
+                    spy = subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "-r", "200", "-f", "raw", *(["--idle"] if os.environ.get("SPY_IDLE") else []),
+                                            "-o", a.profile, "--nonblocking", "--pid", str(proc.pid)],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 results[kind] = _phases(f"ws://127.0.0.1:{port}/ocpp", proc.pid, a, _proc_rss(proc.pid))
+                if spy is not None:
+                    spy.send_signal(2)
+                    spy.wait(30)
             finally:
                 proc.terminate()
                 proc.wait(20)

@@ -150,7 +150,10 @@ class Delivered:
 class EventProducer:
     """Idempotent, acks=all producer of Avro events.
 
-    One background thread serves delivery callbacks; `publish()` awaits the broker's acknowledgement.
+    One background thread serves delivery callbacks; `publish()` awaits the broker's acknowledgement.  The
+    acknowledgements of one poll are handed to each event loop in ONE wake-up, not one per event: a loop wake-up
+    is a pipe write and an epoll return, and on a sandboxed kernel those system calls cost more than everything
+    else an OCPP frame needs (measured: the edge spent its CPU in the kernel until this was batched).
     """
 
     def __init__(self, bootstrap: str | None = None, codec: Codec | None = None, linger_ms: int = 2,
@@ -170,12 +173,41 @@ class EventProducer:
         self._p = Producer(cfg)
         self.codec = codec or default_codec()
         self._stop = threading.Event()
+        #: acknowledgements waiting to be handed to their event loops: (loop, future, Delivered | DeliveryError)
+        self._acks: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Any]] = []
+        self._acks_lock = threading.Lock()
         self._thread = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
         while not self._stop.is_set():
             self._p.poll(0.05)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Resolve the futures acknowledged since the last call: one call_soon_threadsafe per event loop."""
+        with self._acks_lock:
+            if not self._acks:
+                return
+            acks, self._acks = self._acks, []
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+        for loop, fut, outcome in acks:
+            by_loop.setdefault(loop, []).append((fut, outcome))
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve_all, items)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+    def _ack_callback(self, topic: str, fut: asyncio.Future[Any]) -> Any:
+        loop = fut.get_loop()
+
+        def done(err: KafkaError | None, msg: Message) -> None:
+            outcome: Any = (DeliveryError(f"{topic}: {err.str()}") if err is not None else
+                            Delivered(msg.topic(), msg.partition(), msg.offset()))
+            with self._acks_lock:
+                self._acks.append((loop, fut, outcome))
+        return done
 
     def _produce(self, topic: str, key: str | bytes, value: bytes, cb: Any) -> None:
         k = key.encode() if isinstance(key, str) else key
@@ -191,19 +223,21 @@ class EventProducer:
         return await self.publish_raw(topic, key, self.codec.encode(event_type, record))
 
     async def publish_raw(self, topic: str, key: str | bytes, value: bytes) -> Delivered:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Delivered] = loop.create_future()
-
-        def done(err: KafkaError | None, msg: Message) -> None:
-            if fut.cancelled():
-                return
-            if err is not None:
-                loop.call_soon_threadsafe(_set_exc, fut, DeliveryError(f"{topic}: {err.str()}"))
-            else:
-                loop.call_soon_threadsafe(_set_result, fut, Delivered(msg.topic(), msg.partition(), msg.offset()))
-
-        self._produce(topic, key, value, done)
+        fut: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
+        self._produce(topic, key, value, self._ack_callback(topic, fut))
         return await fut
+
+    def publish_nowait(self, topic: str, key: str | bytes, event_type: str, record: dict[str, Any]
+                       ) -> asyncio.Future[Delivered]:
+        """Encode and hand one event to the producer now; the returned future resolves on acknowledgement.
+
+        For records whose place in the log matters but whose acknowledgement nobody waits for (an answer already
+        sent, a connection change): the producer keeps per-partition order, so an event handed over now lands
+        before any event of the same key handed over later, without holding the caller up for a broker round
+        trip.  The caller must still look at the future (add_done_callback) so a refusal is reported."""
+        fut: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
+        self._produce(topic, key, self.codec.encode(event_type, record), self._ack_callback(topic, fut))
+        return fut
 
     def publish_sync(self, topic: str, key: str | bytes, event_type: str, record: dict[str, Any],
                      timeout: float = 30.0) -> Delivered:
@@ -260,7 +294,9 @@ class EventProducer:
         return self._p.list_topics(timeout=timeout)
 
     def flush(self, timeout: float = 30.0) -> int:
-        return self._p.flush(timeout)
+        left = self._p.flush(timeout)
+        self._hand_over()  # acknowledgements flush() served in this thread
+        return left
 
     def close(self) -> None:
         self.flush()
@@ -268,14 +304,14 @@ class EventProducer:
         self._thread.join(timeout=2)
 
 
-def _set_result(fut: asyncio.Future[Any], value: Any) -> None:
-    if not fut.done():
-        fut.set_result(value)
-
-
-def _set_exc(fut: asyncio.Future[Any], exc: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(exc)
+def _resolve_all(items: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for fut, outcome in items:
+        if fut.done():
+            continue
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
 
 
 def dead_letter_record(*, consumer: str, topic: str, partition: int, offset: int, key: bytes | None,

@@ -15,7 +15,15 @@ Invariants:
 - the profile recorded for the connection is the one the transport proved, not the registered one;
 - a verified secret is remembered (as a SHA-256 digest, never in clear) for a short time against the stored hash
   it verified with, so a reconnect storm does not cost an argon2 verification per charger, and a new secret
-  revokes the old one at once.
+  revokes the old one at once;
+- that memory is also shared through Redis (`cv:ocpp:authok:{id}`, 24 h), as an HMAC tag of (charger, stored
+  hash, secret) under a key derived from the process master secret (`CV_JWT_SECRET`).  A restarted edge, or
+  another instance a charger fails over to, then admits a known charger without argon2: the cold cost (~3 ms of
+  CPU per charger) is paid once per secret per day, not once per reconnect.  The tag is useless without the
+  master secret, and it names the stored hash, so a changed secret or a revocation (checked in Postgres first,
+  on every handshake) takes effect at once;
+- argon2 runs on its own small thread pool (cores - 1 threads), so a cold storm's verifications never take the
+  core the event loop needs to keep serving connected chargers.
 """
 
 from __future__ import annotations
@@ -23,8 +31,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
+import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -32,6 +45,22 @@ from chargeverse.passwords import verify_secret
 from edges.ocpp.tls import Transport
 
 CACHE_SECONDS = 300.0
+SHARED_CACHE_SECONDS = 86_400
+SHARED_CACHE_PREFIX = "cv:ocpp:authok:"
+log = logging.getLogger("edges.ocpp.credentials")
+
+
+def cache_key_from(master_secret: str) -> bytes | None:
+    """The HMAC key of the shared verification cache, derived from the master secret (None: no shared cache)."""
+    if len(master_secret) < 16:
+        return None
+    return hmac.new(master_secret.encode(), b"chargeverse/ocpp-auth-cache/v1", hashlib.sha256).digest()
+
+
+def verification_tag(key: bytes, station_id: str, password_hash: str, secret: str) -> str:
+    """What the shared cache holds for one verified (charger, stored hash, secret)."""
+    msg = b"\0".join((station_id.encode(), password_hash.encode(), secret.encode()))
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -85,20 +114,30 @@ def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
 
 
 class CredentialStore:
-    def __init__(self, dsn: str | None = None, pool: AsyncConnectionPool | None = None) -> None:
+    def __init__(self, dsn: str | None = None, pool: AsyncConnectionPool | None = None, *,
+                 redis: Any = None, cache_key: bytes | None = None) -> None:
+        """`redis` (a redis.asyncio client) and `cache_key` (cache_key_from(master secret)): the shared
+        verification cache; without both, only this process remembers verified secrets."""
         if pool is None:
             if dsn is None:
                 raise ValueError("a DSN or a pool")
             pool = AsyncConnectionPool(dsn, min_size=1, max_size=4, open=False)
         self.pool = pool
+        self.redis = redis if cache_key else None
+        self.cache_key = cache_key
         #: station -> (SHA-256 of the secret, the stored hash it verified against, expiry)
         self._ok: dict[str, tuple[bytes, str, float]] = {}
+        self._argon2 = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1),
+                                          thread_name_prefix="argon2")
+        #: verifications by where the answer came from: memory, shared (Redis), argon2
+        self.stats = {"memory": 0, "shared": 0, "argon2": 0}
 
     async def open(self) -> None:
         await self.pool.open(wait=True, timeout=30)
 
     async def close(self) -> None:
         await self.pool.close()
+        self._argon2.shutdown(wait=False)
 
     async def lookup(self, station_id: str) -> Registration | None:
         async with self.pool.connection() as conn:
@@ -137,9 +176,29 @@ class CredentialStore:
         cached = self._ok.get(station_id)
         # a cached success counts only against the same stored hash: a new secret revokes the old one at once
         if cached and cached[0] == digest and cached[1] == password_hash and cached[2] > time.monotonic():
+            self.stats["memory"] += 1
             return True, "ok (cached)"
-        ok = await asyncio.get_running_loop().run_in_executor(None, verify_secret, password_hash, secret)
-        if ok:
-            self._ok[station_id] = (digest, password_hash, time.monotonic() + CACHE_SECONDS)
-            return True, "ok"
-        return False, "wrong secret"
+        tag = verification_tag(self.cache_key, station_id, password_hash, secret) if self.cache_key else None
+        if self.redis is not None and tag is not None:
+            try:
+                shared = await self.redis.get(SHARED_CACHE_PREFIX + station_id)
+            except Exception as exc:  # noqa: BLE001 - the cache is an optimisation: fall back to argon2
+                log.warning("shared verification cache unavailable: %s", type(exc).__name__)
+                shared = None
+            if isinstance(shared, bytes):
+                shared = shared.decode()
+            if shared is not None and hmac.compare_digest(shared, tag):
+                self._ok[station_id] = (digest, password_hash, time.monotonic() + CACHE_SECONDS)
+                self.stats["shared"] += 1
+                return True, "ok (shared cache)"
+        self.stats["argon2"] += 1
+        ok = await asyncio.get_running_loop().run_in_executor(self._argon2, verify_secret, password_hash, secret)
+        if not ok:
+            return False, "wrong secret"
+        self._ok[station_id] = (digest, password_hash, time.monotonic() + CACHE_SECONDS)
+        if self.redis is not None and tag is not None:
+            try:
+                await self.redis.set(SHARED_CACHE_PREFIX + station_id, tag, ex=SHARED_CACHE_SECONDS)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("shared verification cache not written: %s", type(exc).__name__)
+        return True, "ok"

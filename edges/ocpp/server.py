@@ -46,6 +46,7 @@ from http import HTTPStatus
 from typing import Any, Iterable, Mapping
 from urllib.parse import unquote
 
+import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -59,7 +60,7 @@ from edges.ocpp import framing
 from edges.ocpp.authorization import IdTokenStore
 from edges.ocpp.context import Context
 from edges.ocpp.dispatch import CallOutcome, CommandDispatcher, Held
-from edges.ocpp.credentials import Admission, CredentialStore
+from edges.ocpp.credentials import Admission, CredentialStore, cache_key_from
 from edges.ocpp.leniency import Leniency, Repair, repair
 from edges.ocpp.session import AnswerMemory, ChargerSession, PendingCall, Remembered, TokenBucket
 from edges.ocpp.tls import TlsConfig, transport_of
@@ -95,6 +96,12 @@ def _refuse(mid: str, code: str, why: str) -> tuple[dict[str, Any], str, None]:
     return _refused(code, why), framing.call_error(mid, code, why), None
 
 
+def _report_unrecorded(fut: asyncio.Future[Any], what: str) -> None:
+    """Done-callback of a publish nobody awaits: a refusal is an error in the edge's log, never silent."""
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("%s not recorded on the log: %s", what, fut.exception())
+
+
 def close_code(ws: ServerConnection) -> int:
     """The code that ended the connection: ours when we closed it (e.g. 1009 for an oversized frame, 1011 for a
     keepalive timeout), the charger's when it did, 1006 when the socket just died."""
@@ -128,7 +135,10 @@ class OcppEdge:
         self.can_sign = can_sign
         self.pool = AsyncConnectionPool(self.settings.postgres_dsn.get_secret_value(), min_size=1, max_size=8,
                                         open=False)
-        self.credentials = CredentialStore(pool=self.pool)
+        self.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+            self.settings.redis_url.get_secret_value(), max_connections=16, timeout=5))
+        self.credentials = CredentialStore(pool=self.pool, redis=self.redis,
+                                           cache_key=cache_key_from(self.settings.jwt_secret.get_secret_value()))
         self.tokens = IdTokenStore(self.pool, ttl=token_cache_seconds)
         self.connections: dict[str, ServerConnection] = {}
         self.sessions: dict[str, ChargerSession] = {}
@@ -208,7 +218,7 @@ class OcppEdge:
         self.sessions[cp_id] = s
         if previous is not None:  # a charger reconnected: the newest socket wins
             await previous.close(1000, "replaced by a new connection")
-        await self._connection_event(s, "CONNECTED", ws)
+        self._connection_event(s, "CONNECTED", ws)
         await self._route(cp_id, up=True)
         try:
             async for message in ws:
@@ -223,7 +233,7 @@ class OcppEdge:
             for pending in s.pending.values():  # CALLs of ours that will never be answered on this socket
                 if pending.future is not None and not pending.future.done():
                     pending.future.set_exception(ConnectionError("charger disconnected"))
-            await self._connection_event(s, "DISCONNECTED", ws)
+            self._connection_event(s, "DISCONNECTED", ws)
 
     async def _route(self, cp_id: str, *, up: bool) -> None:
         """Tell the other edge instances (through Redis) which one holds this charger, for command routing."""
@@ -269,17 +279,18 @@ class OcppEdge:
         return CallOutcome("ERROR", error_code=frame.error_code, error_description=frame.error_description,
                            message_id=message_id)
 
-    async def _connection_event(self, s: ChargerSession, state: str, ws: ServerConnection) -> None:
+    def _connection_event(self, s: ChargerSession, state: str, ws: ServerConnection) -> None:
         rec = envelope(source=self.source, correlation_id=s.connection_id)
         rec.update(charge_point_id=s.charge_point_id, connection_id=s.connection_id, state=state,
                    ocpp_version=s.version.subprotocol, edge_instance=self.instance,
                    remote_address=str(ws.remote_address[0]) if ws.remote_address else None,
                    close_code=close_code(ws) if state == "DISCONNECTED" else None,
                    security_profile=s.security_profile)
-        try:
-            await self.producer.publish(OCPP_FRAMES.name, s.charge_point_id, "OcppConnection", rec)
-        except DeliveryError as exc:
-            log.error("could not record %s of %s: %s", state, s.charge_point_id, exc)
+        # handed to the producer now (so it precedes every frame of this connection on the log), acknowledged in
+        # the background: the charger's first frame need not wait a broker round trip for it
+        what = f"{state} of {s.charge_point_id}"
+        self.producer.publish_nowait(OCPP_FRAMES.name, s.charge_point_id, "OcppConnection", rec
+                                     ).add_done_callback(lambda f: _report_unrecorded(f, what))
 
     # ---- answers -----------------------------------------------------------------------------------------------
     async def answer_call(self, s: ChargerSession, frame: framing.Frame) -> tuple[dict[str, Any], str,
@@ -417,13 +428,15 @@ class OcppEdge:
         if is_result and remembered is None and isinstance(parsed, framing.Frame):
             s.memory.remember(parsed.message_id, Remembered(parsed.action or "", parsed.payload, reply,
                                                             in_rec["event_id"], out_rec["event_id"]))
-        publishes = [self.producer.publish(OCPP_FRAMES.name, s.charge_point_id, "OcppFrame", out_rec)]
+        # the answer is already with the charger: record it (and any leniency repair) in log order, but read the
+        # charger's next frame without waiting for the broker's acknowledgement
+        what = f"answer to {s.charge_point_id}"
+        self.producer.publish_nowait(OCPP_FRAMES.name, s.charge_point_id, "OcppFrame", out_rec
+                                     ).add_done_callback(lambda f: _report_unrecorded(f, what))
         if repaired is not None and isinstance(parsed, framing.Frame):
-            publishes.append(self.producer.publish(OCPP_FRAMES.name, s.charge_point_id, "OcppDeviation",
-                                                   self._deviation_record(s, parsed, in_rec, repaired)))
-        for outcome in await asyncio.gather(*publishes, return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                log.error("answer to %s sent but not recorded: %s", s.charge_point_id, outcome)
+            self.producer.publish_nowait(OCPP_FRAMES.name, s.charge_point_id, "OcppDeviation",
+                                         self._deviation_record(s, parsed, in_rec, repaired)
+                                         ).add_done_callback(lambda f: _report_unrecorded(f, what))
 
     def _deviation_record(self, s: ChargerSession, frame: framing.Frame, in_rec: dict[str, Any],
                           repaired: Repair) -> dict[str, Any]:
@@ -465,6 +478,7 @@ class OcppEdge:
         for server in self.servers:
             await server.wait_closed()
         await self.credentials.close()
+        await self.redis.aclose()
         await asyncio.get_running_loop().run_in_executor(None, self.producer.flush)
 
     @property
