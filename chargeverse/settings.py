@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     argon2_concurrency: int = 4
     auth_redis_prefix: str = "cv:auth"
     api_write_wait_seconds: float = 5.0
+    #: a session the charger has said nothing about for this long is closed "Abandoned" at its next frame
+    #: (streams/sessions/fold.py); 0 = never
+    session_abandon_after_hours: float = 72.0
     rate_limits: str = ""  # overrides, e.g. "login.ip=20/60;login.account=10/900"
     # how often the projections worker seals the ledger's chain heads in a Merkle root (0: never; `cv ledger seal`)
     ledger_seal_interval_seconds: int = 600

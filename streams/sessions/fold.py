@@ -27,6 +27,15 @@ applied (transactionId, seqNo), a StopTransaction/Ended for a stopped session: a
 transaction we never saw start (its start result was not recorded) opens the session from that message
 (`inferred_start`), so a lost start never loses a session's energy.  A stopped session is final.
 
+Abandoned sessions: a charger that lost a stop message (a power cut, a swapped controller, a queue it discarded)
+would leave its session open for ever, blocking the connector and the driver's token and never billing.  So a
+session is closed with reason "Abandoned" (a) when a new transaction starts on its connector/EVSE, which OCPP allows
+only after the old one ended, and (b) when the charger sends any frame after `abandon_after_s` without a word about
+the session.  The clock is the edge's receipt time of the charger's frames, never the processor's wall clock, so a
+replay closes the same sessions at the same point.  The stop time is the session's last activity, its energy is
+what its readings showed, and meter_stop is null (no stop reading was reported).  A stop that arrives later finds
+the session final and stays on `ocpp.frames` for the operator, like any late frame.
+
 Bad input: a frame that is valid OCPP but lacks what a session needs (a StartTransaction result without the
 request it answers, a missing transactionId) raises `SessionFrameError` naming the frame; the state is unchanged,
 so the processor can dead-letter the frame and carry on.  An unparsable OCPP timestamp falls back to the time the
@@ -50,6 +59,11 @@ STATE_VERSION = 1
 #: stopped transactions remembered per charge point, so late or duplicate frames for them are recognised
 CLOSED_KEPT = 64
 EVENT_TYPES = ("SessionStarted", "SessionMeterSample", "SessionStopped")
+#: the stop reason of a session the CSMS closed because the charger never will (not an OCPP value: ours)
+ABANDONED = "Abandoned"
+#: a session with no message for this long is abandoned at the charger's next frame (a weekend at a depot with
+#: meter values switched off is the longest quiet session we have seen; settings.session_abandon_after_hours)
+ABANDON_AFTER_S = 72 * 3600
 
 Out = tuple[str, dict[str, Any]]
 State = dict[str, Any]
@@ -165,6 +179,10 @@ class _Work:
             del self.aliases[a]
         self.closed = (self.closed + gone)[-CLOSED_KEPT:]
 
+    def touched_open(self) -> list[str]:
+        """Open sessions this fold step copied (hence changed)."""
+        return [tx for tx in self._touched if tx in self.open]
+
     def state(self) -> State:
         return {"v": STATE_VERSION, "open": self.open, "aliases": self.aliases, "closed": self.closed}
 
@@ -216,6 +234,7 @@ def _session(frame: Mapping[str, Any], tx: str, *, started_us: int, from_us: int
         "auth_seq": None, "started_us": started_us, "from_us": from_us, "meter_start_wh": None,
         "start_reading": None, "segments": [], "seen": [], "seqs": [], "last_seq": None, "charging_state": None,
         "trigger_reason": trigger_reason, "start_fp": None, "inferred_start": inferred,
+        "last_us": _us_of(frame["occurred_at"]),
     }
 
 
@@ -270,6 +289,42 @@ def _where(frame: Mapping[str, Any]) -> str:
             f"of {frame.get('charge_point_id')} (event {frame.get('event_id')})")
 
 
+# ---- abandoned sessions -----------------------------------------------------------------------------------------
+
+def _last_activity(s: Mapping[str, Any]) -> int:
+    """When the charger last said something about this session (receipt time; older states: its start)."""
+    return int(s.get("last_us") or max(s["started_us"], s["from_us"]))
+
+
+def _abandon(w: _Work, frame: Mapping[str, Any], out: list[Out], rules: E.Rules, victims: list[str]) -> bool:
+    for tx in victims:
+        s = w.touch(tx)
+        out.append(_stopped(frame, s, stopped_us=max(_last_activity(s), s["started_us"]), meter_stop=None,
+                            reason=ABANDONED, rules=rules))
+        w.close(tx)
+    return bool(victims)
+
+
+def _abandon_on_connector(w: _Work, frame: Mapping[str, Any], out: list[Out], rules: E.Rules, new_tx: str,
+                          *, connector: int | None = None, evse: int | None = None) -> None:
+    """A new transaction on a connector (1.6) or EVSE (2.0.1) ends any other still open there."""
+    if connector is None and evse is None:
+        return
+    victims = [tx for tx, s in w.open.items() if tx != new_tx and (
+        (evse is not None and s["evse_id"] == evse) if s["ocpp_version"] != "ocpp1.6" or connector is None
+        else s["connector_id"] == connector)]
+    _abandon(w, frame, out, rules, victims)
+
+
+def _abandon_stale(w: _Work, frame: Mapping[str, Any], out: list[Out], rules: E.Rules, after_s: float) -> bool:
+    """Any frame of the charger closes its sessions that have been silent for longer than `after_s`."""
+    if not w.open or after_s <= 0:
+        return False
+    now = _us_of(frame["occurred_at"])
+    limit = now - int(after_s * 1_000_000)
+    return _abandon(w, frame, out, rules, [tx for tx, s in w.open.items() if _last_activity(s) < limit])
+
+
 # ---- OCPP 1.6 --------------------------------------------------------------------------------------------------
 
 def _v16_start_result(w: _Work, frame: Mapping[str, Any], msg: list[Any], out: list[Out], rules: E.Rules) -> bool:
@@ -302,6 +357,7 @@ def _v16_start_result(w: _Work, frame: Mapping[str, Any], msg: list[Any], out: l
             w.aliases[tx] = other["transaction_id"]
             return True
     connector = _int(req.get("connectorId"))
+    _abandon_on_connector(w, frame, out, rules, tx, connector=connector)
     s = _session(frame, tx, started_us=started, from_us=started, inferred=False, evse_id=connector,
                  connector_id=connector, id_token=req.get("idTag"), authorization_status=status)
     s["start_fp"] = fp
@@ -334,6 +390,7 @@ def _v16_meter_values(w: _Work, frame: Mapping[str, Any], msg: list[Any], out: l
     if tx not in w.open:
         if not elements:
             return False
+        _abandon_on_connector(w, frame, out, rules, tx, connector=_int(p.get("connectorId")))
         _open_inferred(w, frame, tx, [_ts(el.get("timestamp"), frame) for el in elements], out,
                        connector=_int(p.get("connectorId")))
         opened = True
@@ -414,6 +471,7 @@ def _v201_event(w: _Work, frame: Mapping[str, Any], msg: list[Any], out: list[Ou
     token = p.get("idToken") or {}
     start = _first_register(elements, frame, version, "Transaction.Begin", True) if etype == "Started" else None
     if tx not in w.open:
+        _abandon_on_connector(w, frame, out, rules, tx, evse=_int(evse.get("id")))
         s = _session(frame, tx, started_us=at, from_us=min(times), inferred=etype != "Started",
                      evse_id=_int(evse.get("id")), connector_id=_int(evse.get("connectorId")),
                      id_token=token.get("idToken"), id_token_type=token.get("type"),
@@ -492,7 +550,7 @@ def _handler(frame: Mapping[str, Any]) -> Handler | None:
 
 
 def apply(state: State | None, frame: Mapping[str, Any], *,
-          rules: E.Rules = E.DEFAULT_RULES) -> tuple[State, list[Out]]:
+          rules: E.Rules = E.DEFAULT_RULES, abandon_after_s: float = ABANDON_AFTER_S) -> tuple[State, list[Out]]:
     """Fold one `ocpp.frames` record (OcppFrame or OcppConnection) into a charge point's session state.
 
     Returns the new state (the given one, untouched, when nothing changed) and the `sessions` events to publish,
@@ -502,9 +560,13 @@ def apply(state: State | None, frame: Mapping[str, Any], *,
         state = new_state()
     if state.get("v") != STATE_VERSION:
         raise ValueError(f"session state version {state.get('v')!r}; this fold reads {STATE_VERSION}")
+    w = _Work(state)
+    out: list[Out] = []
+    stale = (frame.get("direction") == "IN" and frame.get("valid", True) and frame.get("occurred_at") is not None
+             and _abandon_stale(w, frame, out, rules, abandon_after_s))
     handler = _handler(frame)
     if handler is None:
-        return state, []
+        return (w.state() if stale else state), out
     try:
         msg = json.loads(frame["raw"])
     except ValueError:
@@ -519,12 +581,15 @@ def apply(state: State | None, frame: Mapping[str, Any], *,
             raise SessionFrameError(f"{_where(frame)}: `normalized` is not JSON: {exc}") from exc
     if not isinstance(msg[payload_at], dict):
         raise SessionFrameError(f"{_where(frame)}: no payload object")
-    w = _Work(state)
-    out: list[Out] = []
     try:
         changed = handler(w, frame, msg, out, rules)
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         if isinstance(exc, SessionFrameError):
             raise
         raise SessionFrameError(f"{_where(frame)}: {type(exc).__name__}: {exc}") from exc
-    return (w.state() if changed else state), out
+    if changed:
+        now = _us_of(frame["occurred_at"])
+        for tx in w.touched_open():  # the charger spoke about these sessions: they are alive
+            s = w.open[tx]
+            s["last_us"] = max(int(s.get("last_us") or 0), now)
+    return (w.state() if changed or stale else state), out
