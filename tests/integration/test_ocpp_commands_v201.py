@@ -6,9 +6,11 @@ schema-valid result, CALL and answer on `ocpp.frames`, the payload the station s
 NotifyReport after GetBaseReport (use case B07), ReportChargingProfiles after GetChargingProfiles,
 FirmwareStatusNotification after UpdateFirmware, the triggered message after TriggerMessage).
 
-Certificate operations: REFUSED (`SecurityProfile`) on profile 1, answered over TLS on profile 2.  OCA test-case
-ids are not in the names: the Part 6 CSMS cases for these calls (e.g. TC_F_01_CSMS remote start) are multi-step
-scenarios of which one command is a step.
+Certificate operations: REFUSED (`SecurityProfile`) on profile 1, answered over TLS on profile 2.  Where a
+command is the CSMS's step of an OCA test case (OCPP 2.0.1 Part 6, CSMS cases), that case's id leads the test id
+(e.g. `TC_K_01_CSMS-SetChargingProfile`), so `pytest -k TC_K_` lists the smart-charging conformance covered.
+Multi-step cases whose other steps are the station's (e.g. TC_F_01_CSMS, remote start with cable plug-in first)
+are not claimed.
 """
 
 from __future__ import annotations
@@ -73,8 +75,19 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, int]]] = [
 ]
 
 
+#: CASES index -> the OCA CSMS test case whose CSMS step that command is
+OCA = {2: "TC_K_01_CSMS", 3: "TC_K_35_CSMS", 4: "TC_K_43_CSMS", 5: "TC_K_05_CSMS", 6: "TC_K_32_CSMS",
+       7: "TC_B_09_CSMS", 8: "TC_B_06_CSMS", 9: "TC_B_13_CSMS", 11: "TC_B_20_CSMS", 12: "TC_G_03_CSMS",
+       13: "TC_F_20_CSMS", 14: "TC_F_23_CSMS", 15: "TC_F_11_CSMS"}
+
+
+def _case_id(i: int, case: tuple[str, dict[str, Any], dict[str, Any], dict[str, int]]) -> str:
+    name = f"{case[0]}-{case[1].get('requestedMessage', i)}"
+    return f"{OCA[i]}-{name}" if i in OCA else name
+
+
 @pytest.mark.parametrize("action,payload,expect,followups", CASES,
-                         ids=[f"{c[0]}-{c[1].get('requestedMessage', i)}" for i, c in enumerate(CASES)])
+                         ids=[_case_id(i, c) for i, c in enumerate(CASES)])
 async def test_every_201_command_is_answered_schema_valid_and_recorded(platform, cp201, action, payload, expect,
                                                                        followups) -> None:  # noqa: ANN001
     spec, cp = cp201
