@@ -39,6 +39,8 @@ GROUP = settings.worker_group
 if GROUP not in GROUPS:
     raise SystemExit(f"CV_WORKER_GROUP={GROUP!r}: choose one of {', '.join(GROUPS)}")
 
+# faust creates its data directory without parents: the stack's `faust/` must exist first
+(settings.stack_dir / "faust").mkdir(parents=True, exist_ok=True)
 app = faust.App(
     group_id(GROUP),
     broker=";".join(f"kafka://{h}" for h in settings.kafka_bootstrap.split(",")),
