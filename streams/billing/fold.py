@@ -118,18 +118,33 @@ def apply(state: dict[str, Any] | None, event_type: str, rec: Mapping[str, Any],
 
 def _samples(ctx: Mapping[str, Any], samples: list[list[Any]], stop: Mapping[str, Any]) -> list[MeterSample]:
     """Meter samples for the tariff engine: from 0 Wh at the start to the final energy at the stop; a sample is
-    'charging' when energy flowed since the one before (else the EV is parked)."""
-    points: list[tuple[str, Decimal, Any, Any]] = [(ctx["started_at"], Decimal(0), None, None)]
-    for at, wh, p, a in sorted(samples, key=lambda s: s[0]):
-        points.append((at, Decimal(str(wh)), p, a))
-    points.append((_iso(stop["stopped_at"]), Decimal(str(stop["energy_wh"])), None, None))
+    'charging' when energy flowed since the one before (else the EV is parked).
+
+    Points at the same instant are one point (the most energy, the first power/current given): OCPP 2.0.1
+    chargers stamp their Transaction.Begin and Transaction.End samples with the start and stop times themselves,
+    and the tariff engine rightly refuses two samples at one time.  Samples outside [start, stop] are dropped: the
+    session's span is what is billed."""
+    start = _dt(ctx["started_at"])
+    end = max(_dt(_iso(stop["stopped_at"])), start)
+    raw: list[tuple[datetime, Decimal, Any, Any]] = [(start, Decimal(0), None, None)]
+    for at, wh, p, a in samples:
+        t = _dt(at)
+        if start <= t <= end:
+            raw.append((t, Decimal(str(wh)), p, a))
+    raw.append((end, Decimal(str(stop["energy_wh"])), None, None))
+    raw.sort(key=lambda x: x[0])  # stable: at one instant the start point stays first, the stop point last
+    merged: list[list[Any]] = []
+    for t, wh, p, a in raw:
+        if merged and merged[-1][0] == t:
+            last = merged[-1]
+            last[1] = max(last[1], wh)
+            last[2] = last[2] if last[2] is not None else p
+            last[3] = last[3] if last[3] is not None else a
+        else:
+            merged.append([t, wh, p, a])
     out: list[MeterSample] = []
     prev = Decimal(0)
-    start = _dt(ctx["started_at"])
-    for at, wh, p, a in points:
-        t = _dt(at)
-        if t < start:
-            continue
+    for t, wh, p, a in merged:
         wh = max(wh, prev)  # energy never goes back within a session (the session fold guarantees it)
         out.append(MeterSample(timestamp=t, energy_wh=wh, power_w=p, current_a=a, charging=wh > prev or not out))
         prev = wh

@@ -102,3 +102,21 @@ def test_a_tariff_snapshot_at_start_is_kept_even_if_the_lookup_changes_later() -
     for e in events[1:]:
         state, outs = apply(state, *e, _lookups(tariff=cheap))
     assert outs[0][3]["total_cost_excl_vat"] == "5.50"
+
+
+def test_201_begin_and_end_samples_stamped_at_the_start_and_stop_are_priced_not_sent_to_review() -> None:
+    """2.0.1 chargers stamp Transaction.Begin/End samples with the start and stop times themselves (found by the
+    Plug & Charge flow test: such sessions went to review with PRICING_FAILED)."""
+    events = _session(10_000.0)
+    begin = _ev(session_id="S1", charge_point_id="CP1", transaction_id="7", at=T0, energy_wh=0.0, power_w=0.0,
+                current_a=None)
+    end = _ev(session_id="S1", charge_point_id="CP1", transaction_id="7", at=T0 + timedelta(minutes=60),
+              energy_wh=10_000.0, power_w=None, current_a=None)
+    late = _ev(session_id="S1", charge_point_id="CP1", transaction_id="7", at=T0 + timedelta(minutes=90),
+               energy_wh=12_000.0, power_w=None, current_a=None)  # after the stop: not part of the session
+    events = [events[0], ("SessionMeterSample", begin)] + events[1:-1] + [
+        ("SessionMeterSample", end), ("SessionMeterSample", late), events[-1]]
+    _, outs = _run(events, _lookups())
+    assert [o[2] for o in outs] == ["CdrPriced", "LedgerPostingSet"], outs[0][3].get("reasons")
+    priced = outs[0][3]
+    assert priced["total_cost_excl_vat"] == "2.50" and priced["total_cost_incl_vat"] == "2.75"  # 10 kWh x 0.25
