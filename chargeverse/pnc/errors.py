@@ -38,6 +38,8 @@ class Reason(StrEnum):
     KEY_MISMATCH = "KeyMismatch"
     KEY_DECRYPTION_FAILED = "KeyDecryptionFailed"
     PROFILE_VIOLATION = "ProfileViolation"
+    NO_CONTRACT = "NoContract"  # no eMAID is enrolled for this car (PCID)
+    NOT_ENABLED = "NotEnabled"  # the CA material is not available to this process
 
 
 # ISO 15118-2 responseCodeType values (Table 105) the EV understands.  Reasons
@@ -56,6 +58,7 @@ _ISO15118_CODE: dict[Reason, str] = {
     # ISO 15118-2 has no "not yet valid" code; a chain error is the closest.
     Reason.NOT_YET_VALID: "FAILED_CertChainError",
     Reason.REVOKED: "FAILED_CertificateRevoked",
+    Reason.NO_CONTRACT: "FAILED_NoCertificateAvailable",
 }
 
 
