@@ -1,15 +1,27 @@
-"""Station search and detail, answered from the Postgres projection (PostGIS) and Redis live status."""
+"""Station search and detail, answered from the Postgres projection (PostGIS) and Redis live status.
+
+The price ceiling (`max_price` with `currency`) compares the highest energy price per kWh, VAT included, that the
+station's tariff in effect now can charge (every ENERGY price component of every tariff element, whatever its
+time/day/power restrictions: a ceiling the driver can rely on at any hour).  That number is computed once per tariff
+when the projection stores it (`station_tariffs.max_energy_price_incl_vat`, migration 145_station_prices.sql), so a
+search reads one indexed row per candidate station (the primary key (station_id, valid_from)) and does no per-row
+work in Python.  Stations without a tariff of ours, in another currency, or whose tariff has no per-kWh price
+(time, flat or parking fees only) never pass a price ceiling: their energy price cannot be shown to be under it.
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from edges.api.auth import require
+from edges.api.community import Photo, RatingSummary, photos_of, summary
+from edges.api.forecasts import StationForecast, forecast_of
 from edges.api.tariffs import describe
 from projections.postgres.station_tariffs import tariff_at_async
 
@@ -47,7 +59,18 @@ class Station(BaseModel):
     last_heartbeat_at: str | None = None
     connectors: list[Connector] = []
     tariff: StationTariff | None = Field(None, description="the tariff in effect now (station detail only)")
+    max_energy_price_incl_vat: str | None = Field(
+        None, description="with `max_price` only: the highest energy price per kWh incl. VAT of the tariff in "
+                          "effect now (decimal string, in `currency`)")
+    ratings: "RatingSummary | None" = Field(None, description="visible ratings: average and count (detail only)")
+    photos: "list[Photo] | None" = Field(None, description="newest visible photos (detail only, at most 10)")
+    forecast: "StationForecast | None" = Field(
+        None, description="expected occupied connectors per hour for the next 24 h (detail only; absent until "
+                          "the forecasts processor has learned the station)")
 
+
+
+Station.model_rebuild()
 
 
 class StationPage(BaseModel):
@@ -156,6 +179,15 @@ async def search(request: Request,
                  operator: str | None = Query(None, min_length=1, max_length=120,
                                               description="network / operator name (exact)"),
                  online: bool | None = Query(None, description="only online (true) or offline (false) stations"),
+                 max_price: Decimal | None = Query(
+                     None, ge=0, le=1000, max_digits=10, decimal_places=4,
+                     description="price ceiling: only stations whose tariff in effect now never charges more than "
+                                 "this per kWh of energy, VAT included (the highest ENERGY price component over "
+                                 "all tariff elements, whatever their time/day/power restrictions). Stations "
+                                 "without a tariff, in another currency, or with no per-kWh price are left out."),
+                 currency: str = Query("EUR", pattern=r"^[A-Z]{3}$",
+                                       description="ISO 4217 currency of `max_price` (tariffs in another currency "
+                                                   "are left out)"),
                  limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0, le=100_000),
                  _: dict = Depends(require(*READERS))) -> StationPage:
     if near is None and bbox is None:
@@ -195,31 +227,53 @@ async def search(request: Request,
     if online is not None:
         params["online"] = online
         where.append("s.online = %(online)s")
-    query = (f"SELECT {_COLUMNS}, {_CONNECTORS}, ST_Distance(s.location, ST_MakePoint(%(lon)s, %(lat)s)::geography) AS d "
-             f"FROM stations s WHERE {' AND '.join(where)} "
+    price_col, price_join = "", ""
+    if max_price is not None:
+        params["max_price"], params["currency"] = max_price, currency
+        # the tariff in effect now: one primary-key probe per candidate, the price precomputed on the row
+        price_join = ("JOIN LATERAL (SELECT t.max_energy_price_incl_vat AS price, t.currency FROM station_tariffs t "
+                      "WHERE t.station_id = s.station_id AND t.valid_from <= now() "
+                      "ORDER BY t.valid_from DESC LIMIT 1) tp ON true ")
+        where.append("tp.currency = %(currency)s AND tp.price <= %(max_price)s")
+        price_col = ", tp.price"
+    query = (f"SELECT {_COLUMNS}, {_CONNECTORS}{price_col}, "
+             "ST_Distance(s.location, ST_MakePoint(%(lon)s, %(lat)s)::geography) AS d "
+             f"FROM stations s {price_join}WHERE {' AND '.join(where)} "
              # distance only: a second sort key would stop PostGIS walking the GiST index in distance order
              "ORDER BY s.location <-> ST_MakePoint(%(lon)s, %(lat)s)::geography "
              "LIMIT %(limit)s OFFSET %(offset)s")
-    async with request.app.state.pg.connection() as conn:
+    async with request.app.state.pg_read.connection() as conn:
         cur = await conn.execute(query, params)
         rows = await cur.fetchall()
-    items = await _with_live(request, [r[:-1] for r in rows], [round(r[-1], 1) for r in rows], live_status=False)
+    if max_price is None:
+        items = await _with_live(request, [r[:-1] for r in rows], [round(r[-1], 1) for r in rows],
+                                 live_status=False)
+    else:
+        items = await _with_live(request, [r[:-2] for r in rows], [round(r[-1], 1) for r in rows],
+                                 live_status=False)
+        for item, r in zip(items, rows):
+            item.max_energy_price_incl_vat = format(Decimal(r[-2]).quantize(Decimal("0.0001")), "f")
     return StationPage(items=items, limit=limit, offset=offset)
 
 
-@router.get("/{station_id}", response_model=Station, summary="One station with connectors and live status",
+@router.get("/{station_id}", response_model=Station,
+            summary="One station with connectors, live status, tariff in words, ratings, photos and forecast",
             responses={404: {"description": "no such station"}})
-async def detail(station_id: str, request: Request, _: dict = Depends(require(*READERS))) -> Station:
-    async with request.app.state.pg.connection() as conn:
+async def detail(station_id: str, request: Request, p: dict = Depends(require(*READERS))) -> Station:
+    async with request.app.state.pg_read.connection() as conn:
         cur = await conn.execute(f"SELECT {_COLUMNS}, {_CONNECTORS} FROM stations s WHERE s.station_id = %s",
                                  (station_id,))
         row = await cur.fetchone()
         if row is None:
             raise HTTPException(404, f"no station {station_id!r}")
         t = await tariff_at_async(conn, station_id, datetime.now(timezone.utc))
+        forecast = await forecast_of(conn, station_id)
     station = (await _with_live(request, [row], [None]))[0]
+    station.forecast = forecast
     if t is not None:
         tariff = t["tariff"] if isinstance(t["tariff"], dict) else json.loads(t["tariff"])
         station.tariff = StationTariff(tariff_id=t["tariff_id"], currency=t["currency"],
                                        description=describe(tariff))
+    station.ratings = await summary(request, station_id)
+    station.photos = await photos_of(request, station_id, str(p["sub"]), limit=10)
     return station

@@ -540,6 +540,11 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...] | str]] = [
     ("DELETE", "/api/me/id-tokens/DEADBEEF", CHARGING),
     ("GET", "/api/admin/jwt-keys", ("admin", "auditor")),
     ("POST", "/api/admin/jwt-keys/rotate", ("admin",)),
+    # community moderation, analytics, notifications (edges/api/community.py, analytics.py, notifications.py)
+    ("POST", "/api/admin/community/stations/CP-1/reviews/acc-1/hide", ("admin",)),
+    ("POST", f"/api/admin/community/stations/CP-1/photos/{V}/hide", ("admin",)),
+    ("GET", "/api/admin/analytics", ("admin",)),
+    ("GET", "/api/me/notifications", ACCOUNT),
 ]
 
 
