@@ -7,9 +7,13 @@ partner id; pushed and pulled objects are events keyed by partner + object id.
 
 Layout: pure parts (no I/O, unit-tested) - `status` (envelope, status codes), `secrets` (token generation, hashing,
 sealing), `headers` (Authorization, routing and id headers), `paging`, `models` (object validation), `cpo_locations`
-(our stations as OCPI Locations); adapters - `app` (the FastAPI factory), `auth`, `store` (projection reads),
-`credentials`, `receivers`, `senders`, `client` (our calls to partners), `pull`, `admin` (onboarding API and CLI),
-`local` (a whole party in a thread: tests, benches, demos).
+(our stations as OCPI Locations), `cpo_objects` (our sessions and tariffs as OCPI objects), `breaker`; adapters -
+`app` (the FastAPI factory), `auth`, `store` (projection reads), `credentials`, `receivers`, `senders` and
+`cpo_senders` (CPO Locations, Sessions, CDRs, Tariffs), `hubclientinfo`, `client` (our calls to partners), `pull`,
+`outbound` (per-partner lanes), `push_worker` (OcpiPushRequested -> partner calls, committed only once delivered or
+parked), `commands_worker`, `admin` (onboarding API and CLI), `local` (a whole party in a thread: tests, benches,
+demos).  The processors behind it: streams/ocpi_directory (partner Locations and Sessions -> `stations`,
+`sessions`) and streams/ocpi_push (our changes -> `ocpi.outbound`).
 """
 
 VERSION = "2.2.1"

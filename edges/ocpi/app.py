@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chargeverse.kafka import EventProducer
 from chargeverse.settings import Settings, get_settings
-from edges.ocpi import VERSION, admin, commands_api, credentials, receivers, senders, tokens_sender
+from edges.ocpi import VERSION, admin, commands_api, cpo_senders, credentials, hubclientinfo, receivers, senders, tokens_sender
 from edges.ocpi.config import OcpiSettings, get_ocpi_settings
 from edges.ocpi.context import OcpiContext, _utcnow, token_box
 from edges.ocpi.headers import CORRELATION_ID, REQUEST_ID, new_id, parse_route, response_route_headers
@@ -74,11 +74,18 @@ def create_app(settings: Settings | None = None, ocpi: OcpiSettings | None = Non
 
             worker = await asyncio.get_running_loop().run_in_executor(
                 None, CommandsWorker(s, o, clock=clock or _utcnow).start)
+        pusher = None
+        if o.push_worker:
+            from edges.ocpi.push_worker import PushWorker
+
+            pusher = await asyncio.get_running_loop().run_in_executor(None, PushWorker(s, o).start)
         try:
             yield
         finally:
             if worker is not None:
                 await asyncio.get_running_loop().run_in_executor(None, worker.stop)
+            if pusher is not None:
+                await asyncio.get_running_loop().run_in_executor(None, pusher.stop)
             await http.aclose()
             await app.state.redis.aclose()
             await pool.close()
@@ -94,6 +101,8 @@ def create_app(settings: Settings | None = None, ocpi: OcpiSettings | None = Non
     app.include_router(receivers.emsp, prefix="/ocpi")
     app.include_router(receivers.cpo, prefix="/ocpi")
     app.include_router(senders.router, prefix="/ocpi")
+    app.include_router(cpo_senders.router, prefix="/ocpi")
+    app.include_router(hubclientinfo.router, prefix="/ocpi")
     app.include_router(tokens_sender.router, prefix="/ocpi")
     app.include_router(commands_api.cpo, prefix="/ocpi")
     app.include_router(commands_api.emsp, prefix="/ocpi")

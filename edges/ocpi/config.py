@@ -94,6 +94,9 @@ class OcpiSettings(BaseSettings):
     breaker_reset_seconds: float = 30.0
     #: run the OCPI commands worker inside the edge process (`cv run ocpi-commands` is the standalone form)
     commands_worker: bool = False
+    #: run the OCPI push worker (CPO role: our Locations, Sessions, CDRs, Tariffs to eMSPs) inside the edge
+    #: process - in exactly one edge instance per platform (edges/ocpi/push_worker.py; `cv up` turns it on)
+    push_worker: bool = False
 
     @field_validator("country_code", "party_id")
     @classmethod

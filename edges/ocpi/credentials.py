@@ -46,6 +46,11 @@ def version_endpoints(ctx: OcpiContext) -> list[dict[str, str]]:
         eps.append({"identifier": "locations", "role": "SENDER", "url": f"{root}/cpo/{VERSION}/locations"})
         eps.append({"identifier": "tokens", "role": "RECEIVER", "url": f"{root}/cpo/{VERSION}/tokens"})
         eps.append({"identifier": "commands", "role": "RECEIVER", "url": f"{root}/cpo/{VERSION}/commands"})
+        for module in ("sessions", "cdrs", "tariffs"):
+            eps.append({"identifier": module, "role": "SENDER", "url": f"{root}/cpo/{VERSION}/{module}"})
+    # HubClientInfo is a configuration module: one URL, whatever roles we play (edges/ocpi/hubclientinfo.py)
+    eps.append({"identifier": "hubclientinfo", "role": "RECEIVER", "url": f"{root}/{VERSION}/hubclientinfo"})
+    eps.append({"identifier": "hubclientinfo", "role": "SENDER", "url": f"{root}/{VERSION}/hubclientinfo"})
     return eps
 
 

@@ -50,6 +50,10 @@ class LocalParty:
     def start(self, timeout: float = 30.0) -> "LocalParty":
         self.projections = ocpi_projections(self.settings, self.ocpi)
         self.follower = Follower([*self.projections, *self.extra_projections]).start()
+        return self.start_server(timeout)
+
+    def start_server(self, timeout: float = 30.0) -> "LocalParty":
+        """(Re)start the HTTP edge on its port; the projections keep running."""
         config = uvicorn.Config(create_app(self.settings, self.ocpi, clock=self.clock), host=self.ocpi.host,
                                 port=self.ocpi.port, log_level="warning", lifespan="on",
                                 timeout_graceful_shutdown=1)
@@ -66,11 +70,16 @@ class LocalParty:
             time.sleep(0.05)
         raise RuntimeError(f"OCPI party {self.ocpi.platform_id} did not become ready in {timeout}s")
 
-    def stop(self) -> None:
+    def stop_server(self) -> None:
+        """Stop the HTTP edge only (a partner outage); `start_server` brings it back on the same port."""
         if self.server is not None:
             self.server.should_exit = True
         if self.thread is not None:
             self.thread.join(15)
+        self.server, self.thread = None, None
+
+    def stop(self) -> None:
+        self.stop_server()
         if self.follower is not None:
             self.follower.stop()
         for p in [*self.projections, *self.extra_projections]:

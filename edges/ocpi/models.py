@@ -423,6 +423,16 @@ class EnergyContract(_M):
     contract_id: Opt[S(64)] = None
 
 
+class ClientInfo(_M):
+    """HubClientInfo (OCPI 2.2.1 §19): a party connected to a hub, and whether it can be reached."""
+
+    party_id: CiS(3)
+    country_code: CiS(2)
+    role: Role
+    status: Literal["CONNECTED", "OFFLINE", "PLANNED", "SUSPENDED"]
+    last_updated: DateTime
+
+
 class Token(_M):
     country_code: CiS(2)
     party_id: CiS(3)
@@ -489,7 +499,7 @@ class VersionList(_M):
 MODELS: dict[str, type[BaseModel]] = {
     "location": Location, "evse": EVSE, "connector": Connector, "session": Session, "cdr": CDR, "tariff": Tariff,
     "token": Token, "credentials": Credentials, "version_details": VersionDetails, "versions": VersionList,
-    "hours": Hours, "energy_mix": EnergyMix, "display_text": DisplayText,
+    "hours": Hours, "energy_mix": EnergyMix, "display_text": DisplayText, "clientinfo": ClientInfo,
 }
 
 #: the paths that make an object usable: any problem there is an error ("*" matches one list index)
@@ -508,10 +518,11 @@ CORE: dict[str, tuple[tuple[str, ...], ...]] = {
                         ("endpoints", "*", "url")),
     "versions": (("versions", "*", "version"), ("versions", "*", "url")),
     "hours": (), "energy_mix": (), "display_text": (),
+    "clientinfo": (("party_id",), ("country_code",), ("role",), ("status",)),
 }
 
 #: the kinds that carry a top-level last_updated (required in a PATCH; must be readable when present)
-STAMPED = frozenset({"location", "evse", "connector", "session", "cdr", "tariff", "token"})
+STAMPED = frozenset({"location", "evse", "connector", "session", "cdr", "tariff", "token", "clientinfo"})
 
 _STRUCTURAL = frozenset({"model_type", "model_attributes_type", "dict_type", "list_type", "tuple_type"})
 

@@ -38,11 +38,15 @@ emsp = APIRouter(prefix=f"/emsp/{VERSION}", tags=["eMSP receiver interfaces"])
 cpo = APIRouter(prefix=f"/cpo/{VERSION}", tags=["CPO receiver interfaces"])
 
 #: the module -> the credentials roles whose objects it carries
-OWNER_ROLES = {"locations": ("CPO",), "sessions": ("CPO",), "cdrs": ("CPO",), "tariffs": ("CPO",),
-               "tokens": ("EMSP",)}
-#: module -> the id field of its objects
-ID_FIELD = {"locations": "id", "sessions": "id", "cdrs": "id", "tariffs": "id", "tokens": "uid"}
-KIND = {"sessions": "session", "cdrs": "cdr", "tariffs": "tariff", "tokens": "token"}
+OWNER_ROLES: dict[str, tuple[str, ...] | None] = {
+    "locations": ("CPO",), "sessions": ("CPO",), "cdrs": ("CPO",), "tariffs": ("CPO",), "tokens": ("EMSP",),
+    # HubClientInfo: a hub reports any party it relays; another connection only its own parties (any role)
+    "hubclientinfo": None}
+#: module -> the id field of its objects (None: the URL names only the party)
+ID_FIELD: dict[str, str | None] = {"locations": "id", "sessions": "id", "cdrs": "id", "tariffs": "id",
+                                   "tokens": "uid", "hubclientinfo": None}
+KIND = {"sessions": "session", "cdrs": "cdr", "tariffs": "tariff", "tokens": "token",
+        "hubclientinfo": "clientinfo"}
 
 
 def ok(data_json: str | None = None, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -52,8 +56,9 @@ def ok(data_json: str | None = None, status_code: int = 200, headers: dict[str, 
 
 def _owner_check(caller: Caller, module: str, cc: str, pid: str) -> None:
     if not caller.partner.speaks_for(cc, pid, OWNER_ROLES[module]):
-        raise OcpiError(Status.INVALID_PARAMETERS, f"{cc}/{pid} is not a {'/'.join(OWNER_ROLES[module])} party "
-                        "of this connection", 404)
+        roles = OWNER_ROLES[module]
+        raise OcpiError(Status.INVALID_PARAMETERS, f"{cc}/{pid} is not a {'/'.join(roles) if roles else ''} "
+                        "party of this connection".replace("a  party", "a party"), 404)
 
 
 def _key(caller: Caller, module: str, cc: str, pid: str, oid: str, token_type: str | None = None) -> tuple[str, ...]:
@@ -103,7 +108,9 @@ async def _push(request: Request, caller: Caller, *, module: str, method: str, c
             elif kind == "connector":
                 expect = {"id": connector_id or ""}
             else:
-                expect = {"country_code": cc, "party_id": pid, ID_FIELD[module]: oid}
+                expect = {"country_code": cc, "party_id": pid}
+                if ID_FIELD[module]:
+                    expect[ID_FIELD[module]] = oid  # type: ignore[index]
                 if module == "tokens":
                     expect["type"] = token_type or "RFID"
             errors += _ids_mismatch(body, expect)

@@ -26,7 +26,9 @@ from projections.postgres.ocpi_fold import (ci, dumps, loads, parse_datetime, pa
                                             point_of, put_into_location)
 
 TABLES = {"locations": "ocpi_locations", "sessions": "ocpi_sessions", "cdrs": "ocpi_cdrs",
-          "tariffs": "ocpi_tariffs", "tokens": "ocpi_tokens"}
+          "tariffs": "ocpi_tariffs", "tokens": "ocpi_tokens", "hubclientinfo": "ocpi_hub_clients"}
+#: the object id of a ClientInfo (one per party per connection: its URL names only the party)
+CLIENT_INFO_ID = "-"
 
 Key = tuple[str, ...]
 
@@ -115,6 +117,7 @@ class OcpiObjectsProjection(OcpiPgProjection):
             "SELECT * FROM ocpi_cdrs ORDER BY 1, 2, 3, 4",
             "SELECT * FROM ocpi_tariffs ORDER BY 1, 2, 3, 4",
             "SELECT * FROM ocpi_tokens ORDER BY 1, 2, 3, 4, 5",
+            "SELECT * FROM ocpi_hub_clients ORDER BY 1, 2, 3, 4",
         )
 
 
@@ -135,7 +138,7 @@ def _delete(module: str) -> str:
 
 
 _EXTRA = {"locations": ("publish", "location", "evse_count"), "sessions": ("status",), "cdrs": (), "tariffs": (),
-          "tokens": ("valid",)}
+          "tokens": ("valid",), "hubclientinfo": ("role", "status")}
 
 
 def _upsert(module: str) -> str:
@@ -162,4 +165,6 @@ def _row(module: str, key: Key, d: _Doc) -> tuple[Any, ...]:
         return (*base, obj.get("status") if isinstance(obj.get("status"), str) else None)
     if module == "tokens":
         return (*base, obj.get("valid") if isinstance(obj.get("valid"), bool) else None)
+    if module == "hubclientinfo":
+        return (*base, *(obj.get(f) if isinstance(obj.get(f), str) else None for f in ("role", "status")))
     return base
