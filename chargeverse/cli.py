@@ -27,12 +27,15 @@ def _processes() -> list[tuple[str, list[str], dict[str, str], str]]:
 
     s = _settings()
     out = [("ocpp", ["run", "ocpp"], {}, f"http://{s.ocpp_host}:{s.ocpp_port}/healthz"),
-           ("api", ["run", "api"], {}, f"http://{s.api_host}:{s.api_port}/healthz")]
+           # the API runs the notifications sender (streams/notifications/worker.py)
+           ("api", ["run", "api"], {"CV_NOTIFICATIONS_WORKER": "true"}, f"http://{s.api_host}:{s.api_port}/healthz")]
     from edges.ocpi.config import get_ocpi_settings
 
     o = get_ocpi_settings()
-    # the OCPI edge runs its commands worker in-process (one per platform: it keeps pending commands in memory)
-    out.append(("ocpi", ["run", "ocpi"], {"CV_OCPI_COMMANDS_WORKER": "true"}, f"http://{o.host}:{o.port}/healthz"))
+    # the OCPI edge runs its commands worker in-process (one per platform: it keeps pending commands in memory),
+    # and its push worker (CPO role: our objects to eMSPs; one per platform)
+    out.append(("ocpi", ["run", "ocpi"], {"CV_OCPI_COMMANDS_WORKER": "true", "CV_OCPI_PUSH_WORKER": "true"},
+                f"http://{o.host}:{o.port}/healthz"))
     for i, g in enumerate(GROUPS):
         port = s.worker_web_port + i
         out.append((f"worker-{g}", ["run", "worker", "--group", g], {"CV_WORKER_WEB_PORT": str(port)},
@@ -543,6 +546,9 @@ def main(argv: list[str] | None = None) -> int:
     from ledger.billing.invoice_job import add_parser as add_billing_parser
 
     add_billing_parser(sub)
+    from edges.pnc.cli import add_parser as add_pnc_parser
+
+    add_pnc_parser(sub)
     a = p.parse_args(argv)
     return int(a.fn(a) or 0)
 

@@ -87,6 +87,33 @@ class Settings(BaseSettings):
     # who we are in roaming and on our own CDRs (OCPI country code / party id)
     emsp_country_code: str = "NL"
     emsp_party_id: str = "CVE"
+    # Plug & Charge (edges/pnc/, README "Plug & Charge"): CA material lives in pnc_ca_dir (default
+    # {stack_dir}/pnc), private keys encrypted with pnc_ca_key_encryption_key (empty: derived from jwt_secret, for
+    # the local stack only); the OCSP URL goes into every certificate's AIA (default: this API's /pnc/ocsp)
+    #: off until the operator has set up the MO CA (`cv pnc init`): the OCPP edge then refuses PnC requests with
+    #: NotEnabled and the API's /pnc endpoints answer 404
+    pnc_enabled: bool = False
+    pnc_ca_dir: Path | None = None
+    pnc_ca_key_encryption_key: SecretStr = SecretStr("")
+    pnc_ocsp_url: str = ""
+    pnc_organization: str = "chargeverse"
+    pnc_country: str = "NL"
+    #: a wrong eMAID check digit at enrolment: "reject" or "flag" (accept, marked)
+    pnc_check_digit_policy: str = "reject"
+    pnc_contract_validity_days: int = 730
+    # community content (edges/api/community.py): the largest photo accepted, in bytes
+    community_photo_max_bytes: int = 5 * 1024 * 1024
+    # notifications (streams/notifications/): the API process runs the sender worker when true (`cv up` sets it);
+    # channel: log (default: account id and kind only) | email (SMTP) | sms (HTTP webhook)
+    notifications_worker: bool = False
+    notifications_channel: str = "log"
+    notifications_smtp_host: str = "127.0.0.1"
+    notifications_smtp_port: int = 25
+    notifications_smtp_user: str = ""
+    notifications_smtp_password: SecretStr = SecretStr("")
+    notifications_smtp_starttls: bool = False
+    notifications_email_from: str = "chargeverse@localhost"
+    notifications_sms_webhook_url: SecretStr = SecretStr("")
 
     # the stream processors
     worker_web_host: str = "127.0.0.1"
@@ -94,6 +121,10 @@ class Settings(BaseSettings):
     worker_id: str = "chargeverse-worker"
     #: which consumer group this worker process runs: processors, projections or archive (streams/registry.py)
     worker_group: str = "processors"
+    #: the forecasts processor checkpoints its models (and the offsets they reflect) this often
+    forecasts_checkpoint_seconds: float = 30.0
+    #: calendar zone of a station's occupancy model until its tariff names one
+    forecasts_time_zone: str = "Europe/Amsterdam"
 
     # local stack ports (only used by `cv stack`)
     stack_kafka_port: int = 19092

@@ -47,9 +47,9 @@ OCPI_INBOUND = Topic("ocpi.inbound", "partner + object id",
                      "(keyed by partner id)", 6,
                      ("OcpiPartnerOnboarded", "OcpiTokenIssued", "OcpiPartnerRegistered", "OcpiCredentialsRotated",
                       "OcpiPartnerDeleted", "OcpiObjectReceived", "OcpiTokenAuthorized", "OcpiCommandReceived",
-                      "OcpiCommandOutcome"))
+                      "OcpiCommandOutcome", "OcpiPushParked"))
 OCPI_OUTBOUND = Topic("ocpi.outbound", "partner", "commands and pushes to partners", 6,
-                      ("OcpiCommandSend", "OcpiCommandRequested"))
+                      ("OcpiCommandSend", "OcpiCommandRequested", "OcpiPushRequested"))
 STATIONS = Topic(
     "stations", "station id", "station/EVSE/connector state (own and roamed)",
     partitions=6,
@@ -57,7 +57,7 @@ STATIONS = Topic(
             "StationConnectionChanged", "StationTariffSet"),
 )
 SESSIONS = Topic("sessions", "session id", "session lifecycle: requested, started, meter samples, stopped, CDR", 6,
-                 ("SessionStarted", "SessionMeterSample", "SessionStopped"))
+                 ("SessionStarted", "SessionMeterSample", "SessionStopped", "OcpiSessionUpdated"))
 IDENTITY = Topic("identity", "account id (id-token events: the token's id, derived from its uid)",
                  "accounts, profiles, vehicles, favourites, payment-method refs, id tokens, fleets", 6,
                  ("AccountRegistered", "PasswordChanged", "ProfileUpdated", "VehicleAdded", "VehicleRemoved",
@@ -70,9 +70,23 @@ BILLING = Topic("billing", "account id", "priced sessions, payments, invoices", 
 LEDGER = Topic("ledger", "ledger key: owner of the limited account, e.g. driver:u-42 (seals: ledger:seal)",
                "posting sets and seals of the double-entry ledger (never add partitions: chains are per partition)",
                6, ("LedgerPostingSet", "LedgerSealed"), source=False)
-PNC = Topic("pnc", "eMAID", "contract certificates issued, revoked, statuses", 6, ())
-FORECASTS = Topic("forecasts", "station", "model outputs", 6, (), cleanup_policy="compact", source=False)
-SMARTCHARGING = Topic("smartcharging", "site", "charging schedules", 6, (), cleanup_policy="compact", source=False)
+PNC = Topic("pnc", "eMAID (station certificates: station id; trusted roots: their fingerprint)",
+            "contract certificates issued, revoked, statuses", 6,
+            ("PncContractEnrolled", "ContractCertificateIssued", "ContractCertificateRevoked",
+             "StationCertificateSigned", "PncRequestRejected", "PncStatusAnswered", "PncTrustedRootAdded"))
+FORECASTS = Topic("forecasts", "station id (SessionForecast: session id; ChargerFaultSuspected: station id/kind)",
+                  "model outputs: occupancy forecasts, session forecasts, charger fault suspicions", 6,
+                  ("StationOccupancyForecast", "SessionForecast", "ChargerFaultSuspected"),
+                  cleanup_policy="compact", source=False)
+SMARTCHARGING = Topic("smartcharging", "site", "charging schedules (the latest per site)", 6,
+                      ("ChargingScheduleComputed",), cleanup_policy="compact", source=False)
+SITES = Topic("sites", "site id", "smart-charging sites (limit trees, connectors), charging needs of their sessions, "
+              "price signals: the inputs of the smartcharging processor", 6,
+              ("SiteDefined", "ChargingNeedsSet", "ChargingPriceSignalSet"))
+COMMUNITY = Topic("community", "station id", "ratings, reviews and photos of stations, and their moderation", 6,
+                  ("StationReviewPosted", "StationReviewRemoved", "StationPhotoAdded", "StationPhotoRemoved"))
+NOTIFICATIONS = Topic("notifications", "account id", "notifications requested for drivers and their outcomes", 6,
+                      ("NotificationRequested", "NotificationSent", "NotificationFailed"))
 DEADLETTER = Topic(
     "deadletter", "consumer name", "poison messages with the error and the original bytes",
     partitions=1, events=("DeadLetter",),
@@ -80,7 +94,7 @@ DEADLETTER = Topic(
 
 CATALOGUE: tuple[Topic, ...] = (
     OCPP_FRAMES, OCPP_COMMANDS, OCPI_INBOUND, OCPI_OUTBOUND, STATIONS, SESSIONS, IDENTITY, BILLING, LEDGER, PNC,
-    FORECASTS, SMARTCHARGING, DEADLETTER,
+    FORECASTS, SMARTCHARGING, DEADLETTER, COMMUNITY, NOTIFICATIONS, SITES,
 )
 BY_NAME: dict[str, Topic] = {t.name: t for t in CATALOGUE}
 

@@ -36,6 +36,10 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
         from projections.postgres.fleets import FleetsProjection
 
         return FleetsProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name == "pnc":
+        from projections.postgres.pnc import PncProjection
+
+        return PncProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
     if name == "station_tariffs":
         from projections.postgres.station_tariffs import StationTariffsProjection
 
@@ -65,6 +69,18 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
         o = get_ocpi_settings()
         return build_roaming(s.postgres_dsn.get_secret_value(), namespace or "public", ocpi_schema=o.schema_name,
                              policy=Policy(platform_id=o.platform_id))
+    if name == "notifications_processor":
+        from streams.notifications.processor import build as build_notifications
+
+        return build_notifications(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name == "community":
+        from projections.postgres.community import CommunityProjection
+
+        return CommunityProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name == "notifications":
+        from projections.postgres.notifications import NotificationsProjection
+
+        return NotificationsProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
     if name == "billing":
         from projections.postgres.billing import BillingProjection
 
@@ -73,6 +89,8 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
         from streams.billing.processor import build as build_billing
 
         return build_billing(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name in OCPI_NAMES:
+        return _build_ocpi(name, namespace, s)
     if name in ("ocpi_partners", "ocpi_objects"):
         from edges.ocpi.config import get_ocpi_settings
         from projections.postgres.ocpi_objects import OcpiObjectsProjection
@@ -81,9 +99,57 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
         o = get_ocpi_settings()
         cls = OcpiPartnersProjection if name == "ocpi_partners" else OcpiObjectsProjection
         return cls(s.postgres_dsn.get_secret_value(), namespace or o.schema_name, o.platform_id)
+    if name == "smartcharging_processor":
+        from streams.smartcharging_service.processor import build as build_smartcharging
+
+        return build_smartcharging(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name == "smartcharging":
+        from projections.postgres.smartcharging import SmartChargingProjection
+
+        return SmartChargingProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
+    if name == "forecasts_processor":
+        from streams.forecasts_service.processor import build as build_forecasts
+
+        return build_forecasts(s.postgres_dsn.get_secret_value(), namespace or "public", settings=s)
+    if name == "forecasts":
+        from projections.postgres.forecasts import ForecastsProjection
+
+        return ForecastsProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
     raise KeyError(f"unknown projection {name!r}; known: {', '.join(NAMES)}")
 
 
-NAMES: tuple[str, ...] = ("postgres", "redis", "mongo", "ocpp_commands", "identity", "fleets", "station_tariffs", "sessions",
+NAMES: tuple[str, ...] = ("postgres", "redis", "mongo", "ocpp_commands", "identity", "fleets", "pnc", "station_tariffs", "sessions",
                           "sessions_processor", "billing", "billing_processor", "payments_processor", "roaming_billing_processor", "ledger",
-                          "ocpi_partners", "ocpi_objects")
+                          "ocpi_partners", "ocpi_objects", "notifications_processor", "community", "notifications",
+                          "smartcharging_processor", "smartcharging", "forecasts_processor", "forecasts")
+
+#: the OCPI directory and push processors and their projections (edges/ocpi, streams/ocpi_*)
+OCPI_NAMES: tuple[str, ...] = ("ocpi_directory_processor", "ocpi_push_processor", "ocpi_roamed_sessions", "mongo_ocpi")
+NAMES += OCPI_NAMES
+
+
+def _build_ocpi(name: str, namespace: str | None, s: Settings) -> Projection:
+    from edges.ocpi.config import get_ocpi_settings
+
+    o = get_ocpi_settings()
+    dsn = s.postgres_dsn.get_secret_value()
+    if name == "ocpi_directory_processor":
+        from streams.ocpi_directory.fold import Policy as DirectoryPolicy
+        from streams.ocpi_directory.processor import build as build_directory
+
+        return build_directory(dsn, namespace or "public", policy=DirectoryPolicy(platform_id=o.platform_id))
+    if name == "ocpi_push_processor":
+        from streams.ocpi_push.fold import Policy as PushPolicy
+        from streams.ocpi_push.processor import build as build_push
+
+        return build_push(dsn, namespace or "public", ocpi_schema=o.schema_name, policy=PushPolicy(
+            platform_id=o.platform_id, country_code=o.country_code, party_id=o.party_id,
+            location_country=o.location_country, time_zone=o.location_time_zone))
+    if name == "ocpi_roamed_sessions":
+        from projections.postgres.ocpi_roamed_sessions import RoamedSessionsProjection
+
+        return RoamedSessionsProjection(dsn, namespace or "public", o.platform_id)
+    from projections.mongo_ocpi import OcpiLocationsMongoProjection
+
+    return OcpiLocationsMongoProjection(s.mongo_url.get_secret_value(), s.mongo_db,
+                                        f"{namespace}_" if namespace else "", platform_id=o.platform_id)

@@ -66,6 +66,9 @@ CONSUMERS: tuple[Consumer, ...] = (
     Consumer("pg.fleets", "projection", ("identity",), (),
              "Postgres fleets, members (with history), budgets and allowed stations/networks "
              "(projections/postgres/fleets.py)", "projections"),
+    Consumer("pg.pnc", "projection", ("pnc",), (),
+             "Postgres Plug & Charge: enrolled cars, contract certificates and their status, station certificates, "
+             "trusted roots (projections/postgres/pnc.py)", "projections"),
     Consumer("pg.ocpp_commands", "projection", ("ocpp.commands",), (),
              "Postgres commands to chargers and their outcomes (projections/postgres/ocpp_commands.py)",
              "projections"),
@@ -75,8 +78,43 @@ CONSUMERS: tuple[Consumer, ...] = (
     Consumer("pg.ocpi_objects", "projection", ("ocpi.inbound",), (),
              "Postgres OCPI Locations (PostGIS), Sessions, CDRs, Tariffs, Tokens, verbatim "
              "(projections/postgres/ocpi_objects.py)", "projections"),
+    Consumer("ocpi_directory", "processor", ("ocpi.inbound",), ("stations", "sessions"),
+             "partner Locations -> roamed stations (StationRegistered own=false, connector status, online); partner "
+             "Sessions -> OcpiSessionUpdated (streams/ocpi_directory/)", "processors"),
+    Consumer("ocpi_push", "processor", ("stations", "sessions", "billing"), ("ocpi.outbound",),
+             "our stations, tariffs, sessions and CDRs -> OcpiPushRequested per eMSP partner (streams/ocpi_push/)",
+             "processors"),
+    Consumer("pg.ocpi_roamed_sessions", "projection", ("sessions",), (),
+             "Postgres roamed sessions (OcpiSessionUpdated) beside our own in `sessions` "
+             "(projections/postgres/ocpi_roamed_sessions.py)", "projections"),
+    Consumer("mongo.ocpi_locations", "projection", ("ocpi.inbound",), (),
+             "Mongo raw OCPI Location documents of partners (projections/mongo_ocpi.py)", "archive"),
+    Consumer("notifications", "processor", ("sessions", "stations"), ("notifications",),
+             "session finished / charger fault during a session -> NotificationRequested for the driver's account "
+             "(streams/notifications/, state in Postgres keyed by station)", "processors"),
+    Consumer("pg.community", "projection", ("community",), (),
+             "Postgres station reviews (ratings) and photos with moderation (projections/postgres/community.py)",
+             "projections"),
+    Consumer("pg.notifications", "projection", ("notifications",), (),
+             "Postgres drivers' notifications and their outcomes (projections/postgres/notifications.py)",
+             "projections"),
     Consumer("mongo.frame_archive", "projection", ("ocpp.frames",), (),
              "Mongo archive of every OCPP frame (projections/mongo_frames.py)", "archive"),
+    Consumer("smartcharging", "processor", ("sites", "sessions", "stations", "forecasts"),
+             ("smartcharging", "ocpp.commands"),
+             "site definitions, needs, prices, session start/off-plan meter/stop, connector faults, session "
+             "forecasts -> re-planned site schedule + SetChargingProfile per car (streams/smartcharging_service/, "
+             "state in Postgres)", "processors"),
+    Consumer("pg.smartcharging", "projection", ("sites", "smartcharging"), (),
+             "Postgres smart-charging sites, connectors, needs, prices, latest plans "
+             "(projections/postgres/smartcharging.py)", "projections"),
+    Consumer("forecasts", "processor", ("stations", "sessions"), ("forecasts",),
+             "connector status -> 24-hour occupancy forecast per station; session start -> energy/duration forecast; "
+             "session stop / disconnects -> learned labels, charger fault suspicions (streams/forecasts_service/, "
+             "models checkpointed in Postgres)", "processors"),
+    Consumer("pg.forecasts", "projection", ("forecasts",), (),
+             "Postgres occupancy forecasts per station, session forecasts, suspected charger faults "
+             "(projections/postgres/forecasts.py)", "projections"),
 )
 
 #: consumers that live in an edge process rather than a Faust worker (shown by `cv flow`; no lag from `cv lag`)
@@ -84,15 +122,27 @@ EDGE_WORKERS: tuple[Consumer, ...] = (
     Consumer("ocpi.commands", "edge", ("ocpi.outbound", "ocpi.inbound", "ocpp.commands"), ("ocpi.inbound",),
              "OCPI command sends to CPOs, CommandResults to eMSPs, timeouts (edges/ocpi/commands_worker.py)",
              "ocpi"),
+    Consumer("ocpi.push", "edge", ("ocpi.outbound",), ("ocpi.inbound",),
+             "OCPI pushes of our objects to eMSPs, committed only once delivered or parked; an unreachable partner's "
+             "pushes re-sent from the log (edges/ocpi/push_worker.py)", "ocpi"),
     Consumer("ocpp.dispatch", "edge", ("ocpp.commands",), ("ocpp.commands", "ocpp.frames"),
              "commands to the chargers each OCPP edge instance holds, and their results (edges/ocpp/dispatch.py)",
              "ocpp"),
+    Consumer("notifications.sender", "edge", ("notifications",), ("notifications",),
+             "delivers NotificationRequested through the log/email/SMS sender, records NotificationSent/Failed "
+             "(streams/notifications/worker.py, in the API process when CV_NOTIFICATIONS_WORKER=true)", "api"),
 )
 
 #: projection consumer name -> projections.registry name
 PROJECTIONS = {"pg.stations": "postgres", "redis.live_status": "redis", "mongo.frame_archive": "mongo",
-               "pg.ocpp_commands": "ocpp_commands", "pg.identity": "identity", "pg.fleets": "fleets", "pg.sessions": "sessions",
+               "pg.ocpp_commands": "ocpp_commands", "pg.identity": "identity", "pg.fleets": "fleets", "pg.pnc": "pnc", "pg.sessions": "sessions",
                "pg.station_tariffs": "station_tariffs",
                "sessions": "sessions_processor", "billing": "billing_processor", "payments": "payments_processor",
                "roaming_billing": "roaming_billing_processor",
-               "pg.billing": "billing", "pg.ledger": "ledger", "pg.ocpi_partners": "ocpi_partners", "pg.ocpi_objects": "ocpi_objects"}
+               "notifications": "notifications_processor", "pg.community": "community",
+               "pg.notifications": "notifications",
+               "pg.billing": "billing", "pg.ledger": "ledger", "pg.ocpi_partners": "ocpi_partners", "pg.ocpi_objects": "ocpi_objects",
+               "ocpi_directory": "ocpi_directory_processor", "ocpi_push": "ocpi_push_processor",
+               "pg.ocpi_roamed_sessions": "ocpi_roamed_sessions", "mongo.ocpi_locations": "mongo_ocpi",
+               "smartcharging": "smartcharging_processor", "pg.smartcharging": "smartcharging",
+               "forecasts": "forecasts_processor", "pg.forecasts": "forecasts"}

@@ -123,7 +123,13 @@ def platform(stack, topics, tmp_path_factory) -> Iterator[Platform]:  # noqa: AN
                CV_WORKER_ID=f"cv-test-{uuid.uuid4().hex[:6]}", CV_OCPP_HEARTBEAT_INTERVAL="60",
                # card payments are tested with a processor of the test's own (test_payments.py), whose provider the
                # test can inspect; the platform's worker is invoice-only so the two never both charge a card
-               CV_PAYMENTS_PROVIDER="none")
+               CV_PAYMENTS_PROVIDER="none",
+               # Plug & Charge on (tests/integration/test_pnc_flow.py); CA material is created in the test stack
+               CV_PNC_ENABLED="true",
+               # the forecasts processor checkpoints its models every second, so a restart test sees a checkpoint
+               CV_FORECASTS_CHECKPOINT_SECONDS="1",
+               # the API process runs the notifications sender, as `cv up` has it (only the API reads this)
+               CV_NOTIFICATIONS_WORKER="true")
     procs = {}
     for svc, port in ports.items():
         log = logs / f"{svc}.log"

@@ -19,6 +19,9 @@ from chargeverse.settings import Settings, get_settings
 from chargeverse.kafka import EventProducer
 from edges.api import (accounts, admin, audit, billing, commands, fleets, me, session_control, sessions, stations,
                        tariffs)
+from edges.api import analytics, community, notifications
+from edges.api import forecasts, smartcharging
+from streams.notifications.worker import start_worker
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,14 +32,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pg = AsyncConnectionPool(s.postgres_dsn.get_secret_value(), min_size=2, max_size=20,
                                            open=False)
         await app.state.pg.open(wait=True, timeout=30)
+        # reads that need no transaction (station search and detail, the busiest endpoints): autocommit saves the
+        # BEGIN and COMMIT round trips a pooled connection otherwise makes around every query
+        app.state.pg_read = AsyncConnectionPool(s.postgres_dsn.get_secret_value(), min_size=2, max_size=20,
+                                                kwargs={"autocommit": True}, open=False)
+        await app.state.pg_read.open(wait=True, timeout=30)
         app.state.redis = aioredis.Redis.from_url(s.redis_url.get_secret_value(), decode_responses=True)
         app.state.producer = EventProducer(s.kafka_bootstrap)
+        notifier = start_worker(s)  # the notifications sender, when CV_NOTIFICATIONS_WORKER=true
         try:
             yield
         finally:
+            if notifier is not None:
+                await asyncio.get_running_loop().run_in_executor(None, notifier.stop)
+            if getattr(app.state, "photo_blobs", None) is not None:
+                app.state.photo_blobs.close()
             await asyncio.get_running_loop().run_in_executor(None, app.state.producer.flush)
             app.state.producer.close()
             await app.state.pg.close()
+            await app.state.pg_read.close()
             await app.state.redis.aclose()
 
     app = FastAPI(title="chargeverse API", version="0.1.0", lifespan=lifespan,
@@ -52,13 +66,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tariffs.router)
     app.include_router(billing.router)
     app.include_router(audit.router)
+    app.include_router(community.router)
+    app.include_router(analytics.router)
+    app.include_router(notifications.router)
+    app.include_router(smartcharging.router)
+    app.include_router(forecasts.router)
+    from edges.api import pnc  # Plug & Charge: OCSP, CRL (public), enrolment/revocation (admin)
+
+    app.include_router(pnc.router)
 
     @app.middleware("http")
     async def refuse_nul(request: Any, call_next: Any) -> Any:
         """No text we store may carry a NUL character (Postgres cannot hold one): refuse it at the door with 422,
         whatever the endpoint, instead of failing deep inside one (the fuzzer found two such 500s)."""
         raw_query = request.url.query.lower()
-        body = await request.body() if request.method in ("POST", "PUT", "PATCH") else b""
+        # photo uploads are bytes, not text (edges/api/community.py checks them and answers 413/415)
+        binary = request.url.path.startswith("/api/stations/") and request.url.path.endswith("/photos")
+        binary = binary or request.url.path == "/pnc/ocsp"  # DER OCSP requests (RFC 6960): NUL bytes are data
+        body = await request.body() if request.method in ("POST", "PUT", "PATCH") and not binary else b""
         if "%00" in raw_query or "%00" in request.url.path or b"\\u0000" in body or b"\x00" in body:
             return JSONResponse({"detail": "NUL characters are not accepted in any field"}, status_code=422)
         return await call_next(request)
