@@ -13,8 +13,9 @@ from streams.forecasting.loaders import SessionRecord
 from streams.forecasting.occupancy import (OccupancyForecaster, OccupancyTracker, Persistence, SeasonalBlend,
                                            SeasonalMean, hourly_occupancy)
 from streams.forecasting.prequential import prequential_series, prequential_sessions
-from streams.forecasting.session_models import (GlobalMean, LastValue, PlugInFeaturizer, SessionForecaster,
-                                                UserContextMedian, UserMean, UserMedian)
+from streams.forecasting.session_models import (ANON, GapScaledMedian, GlobalMean, LastValue, PlugInFeaturizer,
+                                                PooledContextMedian, SessionForecaster, ShiftedDurationMedian,
+                                                UserContextMedian, UserMean, UserMedian, gap_bucket)
 
 UTC = timezone.utc
 T0 = datetime(2021, 5, 3, 8, 0, tzinfo=UTC)
@@ -186,3 +187,98 @@ def test_occupancy_forecaster_serves_next_24h_in_local_time() -> None:
     assert len(nxt) == 24 and nxt[0][0].tzinfo == LA
     assert nxt[0][0] == (T0 + timedelta(hours=3)).astimezone(LA)
     assert all(v >= 0 for _, v in nxt)
+
+
+# ------------------------------------------------------------------------- station-pooled context median
+
+
+def _x(user: str, station: str, hour: float = 9.0, **extra: object) -> dict:
+    return {"user": user, "station": station, "hour": hour, "weekend": False, **extra}
+
+
+def test_pooled_median_starts_a_new_driver_from_the_station_they_plug_into() -> None:
+    m = PooledContextMedian()
+    for i in range(10):
+        m.learn_one(_x(f"dc{i}", "dc"), 22.0)  # fast charger: big sessions
+        m.learn_one(_x(f"ac{i}", "ac"), 5.0)   # AC port: small ones
+    assert m.predict_one(_x("new", "dc")) == 22.0
+    assert m.predict_one(_x("new", "ac")) == 5.0
+    assert PooledContextMedian().predict_one(_x("new", "ac")) == 0.0  # nothing learned at all
+
+
+def test_pooled_median_moves_to_the_drivers_own_habit() -> None:
+    m = PooledContextMedian(prior=0.3)
+    for i in range(20):
+        m.learn_one(_x(f"o{i}", "ac"), 5.0)
+    m.learn_one(_x("u", "ac"), 12.0)
+    assert m.predict_one(_x("u", "ac")) == 12.0  # one own session (weight 1) outweighs the pool (0.3)
+    m2 = PooledContextMedian(prior=3.0)
+    for i in range(20):
+        m2.learn_one(_x(f"o{i}", "ac"), 5.0)
+    m2.learn_one(_x("u", "ac"), 12.0)
+    assert m2.predict_one(_x("u", "ac")) == 5.0  # a strong prior needs more own sessions
+    for _ in range(5):
+        m2.learn_one(_x("u", "ac"), 12.0)
+    assert m2.predict_one(_x("u", "ac")) == 12.0
+
+
+def test_pooled_median_matches_the_request_typed_at_plug_in() -> None:
+    m = PooledContextMedian(req_key="requested_kwh", req_sigma=0.3)
+    for i in range(10):
+        m.learn_one(_x(f"a{i}", "ac", requested_kwh=10.0), 8.0)
+        m.learn_one(_x(f"b{i}", "ac", requested_kwh=40.0), 30.0)
+    assert m.predict_one(_x("new", "ac", requested_kwh=38.0)) == 30.0
+    assert m.predict_one(_x("new", "ac", requested_kwh=11.0)) == 8.0
+
+
+def test_pooled_median_keeps_anonymous_sessions_to_their_own_pool() -> None:
+    m = PooledContextMedian()
+    for i in range(10):
+        m.learn_one(_x(f"u{i}", "ac"), 20.0)
+    m.learn_one(_x(ANON, "ac"), 1.0)
+    assert m.predict_one(_x(ANON, "ac")) == 1.0
+    with pytest.raises(ValueError):
+        PooledContextMedian(mismatch=2.0)
+    with pytest.raises(ValueError):
+        PooledContextMedian(prior=-1.0)
+
+
+def test_session_forecaster_hedges_by_past_errors_and_cold_starts_from_the_station() -> None:
+    f = SessionForecaster("kwh", use_arf=False)
+    for i in range(12):
+        f.learn_one(_x(f"o{i}", "dc"), 22.0)
+        f.learn_one(_x("u", "ac"), 6.0 + (i % 2))
+    w_new = f.weights(_x("new", "dc"))
+    assert set(w_new) == set(SessionForecaster.COLD)  # an unknown driver: only the pooled candidates speak
+    assert f.predict_one(_x("new", "dc")) == pytest.approx(22.0)
+    w = f.weights(_x("u", "ac"))
+    assert sum(w.values()) == pytest.approx(1.0) and all(v > 0 for v in w.values())
+    assert 6.0 <= f.predict_one(_x("u", "ac")) <= 7.0
+    lead = SessionForecaster("kwh", use_arf=False, combine="leader")
+    for i in range(5):
+        lead.learn_one(_x("u", "ac"), 6.0)
+    assert sorted(lead.weights(_x("u", "ac")).values())[-1] == 1.0
+    with pytest.raises(ValueError):
+        SessionForecaster("kwh", combine="vote")
+
+
+def test_gap_scaled_median_asks_for_more_energy_after_a_long_absence() -> None:
+    m = GapScaledMedian(beta=1.0, min_bucket=2)
+    for i in range(6):  # the population: 4 kWh after < 1 h away, 16 kWh after > 4 days away
+        m.learn_one({"user": f"o{i}", "hour": 18.0, "hours_since_last": 0.5}, 4.0)
+        m.learn_one({"user": f"o{i}", "hour": 18.0, "hours_since_last": 120.0}, 16.0)
+    m.learn_one({"user": "u", "hour": 18.0, "hours_since_last": 0.5}, 3.0)  # u's one session: a short top-up
+    assert m.predict_one({"user": "u", "hour": 18.0, "hours_since_last": 120.0}) == pytest.approx(12.0)
+    assert m.predict_one({"user": "u", "hour": 18.0, "hours_since_last": 0.5}) == pytest.approx(3.0)
+    assert m.predict_one({"user": "u", "hour": 18.0}) == pytest.approx(3.0)  # unknown gap: no rescaling
+    assert gap_bucket({}) == -1 and gap_bucket({"hours_since_last": 0.5}) == 0
+
+
+def test_shifted_duration_leans_towards_the_habitual_leaving_time() -> None:
+    m = ShiftedDurationMedian(beta=0.5)
+    for _ in range(5):
+        m.learn_one({"user": "u", "hour": 17.0, "weekend": False}, 14.0)  # plugs in 17:00, leaves 07:00
+    # plugging in 2 h later: halfway between "same duration" (14 h) and "same leaving time" (12 h)
+    assert m.predict_one({"user": "u", "hour": 19.0, "weekend": False}) == pytest.approx(13.0)
+    assert m.predict_one({"user": "u", "hour": 17.0, "weekend": False}) == pytest.approx(14.0)
+    assert ShiftedDurationMedian().predict_one({"user": "new", "hour": 9.0}) == 0.0
