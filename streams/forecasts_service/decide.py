@@ -31,7 +31,7 @@ from streams.forecasting.session_models import ANON, PlugInFeaturizer, SessionFo
 SOURCE = "forecasts"
 OCCUPIED = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Occupied"})
 MAX_OPEN_SESSIONS = 100_000
-MODEL_NAME = "SessionForecaster (per-driver follow-the-leader)"
+MODEL_NAME = "SessionForecaster (candidates blended by each driver's past errors)"
 
 Output = tuple[str, str, str, dict[str, Any]]
 
