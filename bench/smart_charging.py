@@ -7,9 +7,10 @@ Replays every ACN local day as one instance (conventions: streams/smartcharging/
 day of plug-in, 15-min slots rounded to nearest, actual disconnect as departure, requested kWh else
 delivered, capped to what fits at 6.6 kW) for a sweep of site capacities and runs every algorithm:
 the four baselines, the offline LP optimum (energy > peak > cost, knows the whole day) and the online
-optimiser (energy > peak > asap, re-plans at every arrival knowing only cars that have arrived; with a
-finite site limit its peak floor is the limit -- load below a fixed connection is free -- so it
-front-loads up to the limit instead of flattening).
+optimiser (streams/smartcharging/online.py ONLINE_POLICY: energy > reserve > peak > asap > urgency,
+re-plans at every arrival knowing only cars that have arrived plus a reserve of expected arrivals
+learned from up to 20 previous same-kind days; with a finite site limit its peak floor is the limit --
+load below a fixed connection is free -- so it front-loads up to the limit instead of flattening).
 
 Signals (streams/smartcharging/signals.py): cost at NL day-ahead prices of 2021 on the same calendar
 date and local wall-clock hour; carbon at UK 2023 intensity for the same month-day and wall-clock
@@ -39,7 +40,9 @@ sys.path.insert(0, str(ROOT))
 from streams.smartcharging.acn import LoadReport, day_instances, load_acn  # noqa: E402
 from streams.smartcharging.baselines import BASELINES  # noqa: E402
 from streams.smartcharging.model import LimitNode, Site  # noqa: E402
-from streams.smartcharging.online import replay  # noqa: E402
+from streams.smartcharging.model import EV  # noqa: E402
+from streams.smartcharging.online import ONLINE_POLICY, replay  # noqa: E402
+from streams.smartcharging.reserve import expected_arrivals, history_before  # noqa: E402
 from streams.smartcharging.optimiser import OptimiserConfig, optimise  # noqa: E402
 from streams.smartcharging.schedule import Schedule, violations  # noqa: E402
 from streams.smartcharging.signals import load_nl_prices, load_uk_carbon  # noqa: E402
@@ -49,7 +52,7 @@ DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "out"
 OFFLINE = OptimiserConfig(("energy", "peak", "cost"))
 COST_OPT = OptimiserConfig(("energy", "cost"))
-ONLINE = OptimiserConfig(("energy", "peak", "asap"))
+ONLINE = ONLINE_POLICY
 ALGOS = ["uncontrolled", "round_robin", "edf", "llf", "offline_lp", "online"]
 
 
@@ -57,8 +60,8 @@ def with_cap(site: Site, cap: float) -> Site:
     return replace(site, tree=LimitNode(site.tree.id, cap, site.tree.children))
 
 
-def run_one(args: tuple[str, Site]) -> tuple[str, Schedule]:
-    algo, site = args
+def run_one(args: tuple[str, Site, tuple[EV, ...]]) -> tuple[str, Schedule]:
+    algo, site, reserve = args
     if algo in BASELINES:
         s = BASELINES[algo](site)
     elif algo == "offline_lp":
@@ -69,7 +72,7 @@ def run_one(args: tuple[str, Site]) -> tuple[str, Schedule]:
         # A site with a fixed grid connection pays nothing for load below it, so the planner may use the
         # whole connection (peak floor = cap); without a limit it starts from 0 and minimises the peak.
         cap = site.tree.cap_kw
-        s = replay(site, ONLINE, peak_hint_kw=cap if math.isfinite(cap) else 0.0)
+        s = replay(site, ONLINE, peak_hint_kw=cap if math.isfinite(cap) else 0.0, reserve=reserve)
     else:
         raise ValueError(algo)
     bad = violations(site, s, check_min_power=False)
@@ -109,6 +112,12 @@ def scale_line(milp: bool, time_limit: float) -> list[str]:
                      f"build {m.timings['build']:.2f} s, solve {m.timings['solve']:.2f} s (wall {wall:.2f} s), status {m.status}, "
                      f"energy {m.stages.get('energy', math.nan):.0f} kWh, peak {m.stages.get('peak', math.nan):.1f} kW, "
                      f"cost EUR {m.stages.get('cost', math.nan):.1f}")
+        lp_e = m.stages.get("lp_energy")
+        if lp_e:
+            stages = ", ".join(f"{k.split('_', 1)[1]} {v:.2f}" for k, v in m.timings.items() if k.startswith("stage"))
+            lines.append(f"  lp_guided: {m.timings.get('free_binaries', 0):.0f} free binaries; energy gap vs LP bound "
+                         f"{100 * (lp_e - m.stages.get('energy', math.nan)) / lp_e:.2f}%; stage seconds (LP relaxation "
+                         f"first, skipped = certified by the LP bound): {stages}")
     return lines
 
 
@@ -125,6 +134,11 @@ def main() -> None:
     prices = load_nl_prices(DATA / "prices" / "nl_day_ahead_2015_2024.csv")
     carbon = load_uk_carbon(DATA / "prices" / "uk_carbon_intensity_2023.csv")
     days = day_instances(sessions, report=rep, price_fn=prices.series, carbon_fn=carbon.series)
+    # Online reserve: expected arrivals from up to 20 previous days of the same kind (weekday/weekend),
+    # never the day itself (streams/smartcharging/reserve.py). Computed from all days before --quick picks.
+    hist = [(d.day, d.site.evs) for d in days]
+    reserves = {d.day: expected_arrivals(history_before(hist, d.day), d.site.n_slots, d.site.slot_hours, d.site.tree.id)
+                for d in days}
     if args.quick:  # the 6 busiest days, so the capacity limits actually bind
         days = sorted(sorted(days, key=lambda d: -len(d.site.evs))[:6], key=lambda d: d.day)
     print(f"ACN: {rep.summary()}")
@@ -139,9 +153,10 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers) as pool:
         for cap in caps:
             sites = [with_cap(d.site, cap) for d in days]
+            res = [reserves[d.day] for d in days]
             for algo in ALGOS + (["cost_lp"] if math.isinf(cap) else []):
                 t = time.perf_counter()
-                scheds = [s for _, s in pool.map(run_one, [(algo, s) for s in sites], chunksize=4)]
+                scheds = [s for _, s in pool.map(run_one, [(algo, s, r) for s, r in zip(sites, res)], chunksize=4)]
                 timing[algo] = timing.get(algo, 0.0) + time.perf_counter() - t
                 results[(cap, algo)] = metrics(sites, scheds)
 
@@ -155,7 +170,8 @@ def main() -> None:
             cap_s = "none" if math.isinf(cap) else f"{cap:g}"
             print(f"{cap_s:>8} {algo:<13} {r['energy_pct']:9.2f} {r['mean_peak']:10.1f} {r['max_peak']:9.1f} "
                   f"{r['cost_eur']:9.0f} {r['carbon_kg']:8.0f}")
-    print("(offline_lp = energy>peak>cost, cost_lp = energy>cost, online = energy>peak>asap re-planned at each arrival)")
+    print("(offline_lp = energy>peak>cost, cost_lp = energy>cost, online = energy>reserve>peak>asap>urgency "
+          "re-planned at each arrival, reserve from previous days)")
     print("wall seconds per algorithm over the sweep: " + ", ".join(f"{k} {v:.1f}" for k, v in timing.items()))
 
     def first_cap(algo: str, pct: float = 99.0) -> str:

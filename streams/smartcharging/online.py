@@ -15,12 +15,36 @@ was planned (unless a meter reading later says otherwise) -- and moves the clock
 closed (upper bound 0) in the model; the peak already realised becomes the peak floor (charging up to
 it again is free in the peak stage: minimising below a peak already paid for would only waste
 flexibility). Cost/carbon of executed slots are sunk and not optimised.
+
+The default policy (`ONLINE_POLICY`), stage by stage at every re-plan:
+
+1. ``energy`` -- maximise the energy the plugged cars get by their departures (demand first, always).
+2. ``reserve`` -- maximise the energy planned for the *reserve*: pseudo-cars standing for the arrivals
+   still expected today (`reserve.expected_arrivals`, an average of comparable previous days -- never
+   the future of the day being planned), scaled by how busy today has been so far (adaptive scale,
+   below). Reserve seats never take energy from a real car (stage 1 is locked first).
+3. ``peak`` -- minimise the *increase* of the day's peak: the peak variable's lower bound is the peak
+   budget, the running maximum of the load already executed (and of `peak_hint`, e.g. a fixed grid
+   connection that costs nothing below it). A peak once incurred is sunk, so load up to it is free;
+   the budget never decreases. The reserve makes this budget include the load still to come.
+4. ``asap`` -- among plans with that peak, charge the real cars as early as possible (the reserve's
+   share moves late), so that energy still owed is small when the unexpected happens.
+5. ``urgency`` -- among equally early plans, serve the cars with the least laxity now (weight
+   ``1 / (1 + laxity h)``, laxity = time left minus time still needed at full power): what is left
+   is then owed by the most flexible cars, which is what lets the online plan beat LLF/EDF at a
+   tight site limit.
+
+Adaptive scale: ``(energy arrived so far today + s0) / (reserve energy expected to have arrived by now
++ s0)`` with ``s0`` half the day's expected total, clipped to [0.5, 2.5]; the remaining reserve
+(pseudo-cars not yet due) is multiplied by it. Reserve pseudo-cars whose arrival slot has passed are
+dropped (the real cars that came instead are known).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import Literal, Sequence
 
 import numpy as np
 
@@ -28,9 +52,31 @@ from .model import EPS, EV, Issue, LimitNode, Site, validate
 from .optimiser import ChargingModel, OptimiserConfig, Seat
 from .schedule import Schedule
 
-__all__ = ["OnlinePlanner", "replay"]
+__all__ = ["OnlinePlanner", "replay", "ONLINE_POLICY", "ONLINE_POLICY_DEFER", "DEFAULT_ONLINE", "adaptive_scale"]
 
-DEFAULT_ONLINE = OptimiserConfig(objectives=("energy", "peak", "asap"))
+#: The documented online policy (module docstring). `DEFAULT_ONLINE` is kept as its alias.
+ONLINE_POLICY = OptimiserConfig(objectives=("energy", "reserve", "peak", "asap", "urgency"))
+#: The policy with the ``defer`` stage (raise the peak above the sunk peak as late as possible); on the
+#: six busiest ACN days it made no difference to the realised peaks, so it is not the default.
+ONLINE_POLICY_DEFER = OptimiserConfig(objectives=("energy", "reserve", "peak", "defer", "asap", "urgency"))
+DEFAULT_ONLINE = ONLINE_POLICY
+
+ReserveScale = Literal["adaptive"] | float
+
+
+def adaptive_scale(
+    seen_kwh: float, expected_by_now_kwh: float, expected_total_kwh: float,
+    prior: float = 0.25, lo: float = 0.25, hi: float = 4.0,
+) -> float:
+    """How much busier than the history today is so far (1 = as expected); see module docstring.
+
+    `prior` (fraction of the expected day total added to both sides) damps the early-morning ratio,
+    when a handful of cars would otherwise swing it wildly.
+    """
+    s0 = prior * max(expected_total_kwh, 0.0)
+    if s0 <= 0:
+        return 1.0
+    return float(min(hi, max(lo, (max(seen_kwh, 0.0) + s0) / (max(expected_by_now_kwh, 0.0) + s0))))
 
 
 @dataclass
@@ -54,16 +100,31 @@ class OnlinePlanner:
         price: np.ndarray | None = None,
         carbon: np.ndarray | None = None,
         seats_per_node: int | dict[str, int] = 8,
+        reserve: Sequence[EV] = (),
+        reserve_scale: ReserveScale = "adaptive",
     ) -> None:
         self.tree, self.T, self.dt, self.config = tree, n_slots, slot_hours, config
-        self.frame = Site((), tree, n_slots, slot_hours, price=price, carbon=carbon)
+        nodes_ = {n.id for n in tree.walk()}
+        #: Expected arrivals (pseudo-EVs); attached to their node if it exists, else to the root.
+        self.reserve: tuple[EV, ...] = tuple(
+            replace(r, node=r.node if r.node in nodes_ else tree.id,
+                    arrival=min(max(r.arrival, 0), n_slots), departure=min(max(r.departure, 0), n_slots))
+            for r in reserve if r.energy_kwh > 0 and r.max_kw > 0 and r.departure > r.arrival
+        )
+        self.reserve_scale = reserve_scale
+        self.scale = 1.0
+        #: (prior, lo, hi) of `adaptive_scale`.
+        self.reserve_params: tuple[float, float, float] = (0.5, 0.5, 2.5)
+        # Bad limits (negative/NaN caps) are flagged and treated as 0, like the offline optimiser does.
+        self.frame, frame_issues = validate(Site((), tree, n_slots, slot_hours, price=price, carbon=carbon), "best_effort")
+        tree = self.tree = self.frame.tree
         self.price, self.carbon = price, carbon
         self.caps = {k: v.copy() for k, v in self.frame.node_caps().items()}
         self.clock = 0
         self.cars: dict[str, _Car] = {}
         self.order: list[str] = []
         self.realised: dict[str, np.ndarray] = {}
-        self.issues: list[Issue] = []
+        self.issues: list[Issue] = list(frame_issues)
         self.rebuilds = 0
         self.replans = 0
         #: Peak the planner may use without penalty (see `replay`); the realised peak raises it.
@@ -80,6 +141,7 @@ class OnlinePlanner:
     # ---------------------------------------------------------------- model management
     def _build(self) -> None:
         seats = [Seat(f"{n}#{i}", n, 0, self.T) for n, c in self.pool.items() for i in range(c)]
+        seats += [Seat(f"~{r.id}", r.node, r.arrival, r.departure, reserve=True) for r in self.reserve]
         self.cm = ChargingModel(self.tree, self.T, self.dt, seats, self.config)
         self.build_seconds += self.cm.build_seconds
         self.free = {n: [f"{n}#{i}" for i in reversed(range(c))] for n, c in self.pool.items()}
@@ -92,6 +154,37 @@ class OnlinePlanner:
             if not car.gone:
                 car.seat = self.free[car.ev.node].pop()
                 self._push(car)
+        self._push_reserve()
+
+    def _push_reserve(self) -> None:
+        """Reserve pseudo-cars still due (arrival after now), scaled; the others closed."""
+        if not self.reserve:
+            return
+        if self.reserve_scale == "adaptive":
+            seen = sum(c.ev.energy_kwh for c in self.cars.values())
+            total = sum(r.energy_kwh for r in self.reserve)
+            by_now = sum(r.energy_kwh for r in self.reserve if r.arrival <= self.clock)
+            self.scale = adaptive_scale(seen, by_now, total, *self.reserve_params)
+        else:
+            self.scale = max(0.0, float(self.reserve_scale))
+        for r in self.reserve:
+            ub = np.zeros(self.T)
+            due = r.arrival > self.clock
+            if due:
+                ub[r.arrival : r.departure] = r.max_kw * self.scale
+            self.cm.set_seat(f"~{r.id}", ub, r.energy_kwh * self.scale if due else 0.0)
+
+    def _push_weights(self) -> None:
+        """Urgency weights of the plugged cars: 1 / (1 + laxity in hours)."""
+        if "urgency" not in self.config.objectives:
+            return
+        for car in self.cars.values():
+            if car.gone:
+                continue
+            left = max(0.0, car.ev.energy_kwh - car.delivered)
+            rate = car.ev.max_kw if car.ev.max_kw > EPS else EPS
+            lax = max(0.0, (car.ev.departure - self.clock) * self.dt - left / rate)
+            self.cm.set_weight(car.seat, 1.0 / (1.0 + lax))
 
     def _take_seat(self, node: str) -> str:
         if not self.free[node]:
@@ -192,6 +285,8 @@ class OnlinePlanner:
     def replan(self) -> dict[str, np.ndarray]:
         """Re-optimise; returns {ev_id: kW per slot for slots >= now} for every plugged car."""
         t0 = time.perf_counter()
+        self._push_reserve()
+        self._push_weights()
         values, status, _ = self.cm.solve()
         if status != "ok":
             self.issues.append(Issue("planner", "stage_failed", status))
@@ -223,20 +318,29 @@ class OnlinePlanner:
             ev = self.cars[cid].ev
             if power[i].sum() * self.dt < ev.energy_kwh - max(1e-4, 1e-4 * ev.energy_kwh):
                 sched.infeasible = True
+        if self.issues:  # a repaired (impossible) request or limit, or a failed stage: best effort, flagged
+            sched.infeasible = True
         return sched
 
 
 def replay(
-    site: Site, config: OptimiserConfig = DEFAULT_ONLINE, seats_per_node: int = 8, peak_hint_kw: float = 0.0
+    site: Site,
+    config: OptimiserConfig = DEFAULT_ONLINE,
+    seats_per_node: int = 8,
+    peak_hint_kw: float = 0.0,
+    reserve: Sequence[EV] = (),
+    reserve_scale: ReserveScale = "adaptive",
 ) -> Schedule:
     """Replay `site` online: cars revealed at their arrival slot, one re-plan per arrival slot.
 
     `peak_hint_kw` is an initial peak floor: a causal estimate of today's peak (e.g. learned from
     previous days). With the ``asap`` tie-breaker the planner then front-loads charging up to that
     level, leaving headroom for cars it cannot see yet. 0 = no hint.
+    `reserve` are the expected arrivals (`reserve.expected_arrivals` of previous days), empty = none.
     The result's rows are in the site's EV order so it can be compared with offline schedules.
     """
-    planner = OnlinePlanner(site.tree, site.n_slots, site.slot_hours, config, site.price, site.carbon, seats_per_node)
+    planner = OnlinePlanner(site.tree, site.n_slots, site.slot_hours, config, site.price, site.carbon, seats_per_node,
+                            reserve=reserve, reserve_scale=reserve_scale)
     planner.peak_hint = peak_hint_kw
     planner.cm.set_peak_floor(peak_hint_kw)
     for node, sched in site.cap_schedule.items():
