@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import pymongo
 from pymongo import ReplaceOne
 
+from projections.mongo_tx import in_transaction
 from projections.base import SourcedEvent, advanced, real, unseen
 
 
@@ -49,7 +50,8 @@ class FrameArchiveProjection:
     def apply(self, events: Sequence[SourcedEvent]) -> int:
         if not events:
             return 0
-        with self.client.start_session() as s, s.start_transaction():
+
+        def body(s: Any) -> int:
             new = unseen(events, self.offsets(s))
             if not new:
                 return 0
@@ -62,7 +64,9 @@ class FrameArchiveProjection:
                     {"_id": f"{self.name}:{t}:{p}"},
                     {"_id": f"{self.name}:{t}:{p}", "projection": self.name, "topic": t, "partition": p,
                      "next_offset": o}, upsert=True, session=s)
-        return len(new)
+            return len(new)
+
+        return in_transaction(self.client, body)
 
     def checksum(self) -> str:
         h = hashlib.sha256()

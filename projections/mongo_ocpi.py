@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import pymongo
 from pymongo import ReplaceOne
 
+from projections.mongo_tx import in_transaction
 from projections.base import SourcedEvent, advanced, real, unseen
 from projections.postgres.ocpi_fold import dumps, loads, patch_location, put_into_location
 
@@ -80,7 +81,8 @@ class OcpiLocationsMongoProjection:
     def apply(self, events: Sequence[SourcedEvent]) -> int:
         if not events:
             return 0
-        with self.client.start_session() as s, s.start_transaction():
+
+        def body(s: Any) -> int:
             new = unseen(events, self.offsets(s))
             if not new:
                 return 0
@@ -115,7 +117,9 @@ class OcpiLocationsMongoProjection:
                     {"_id": f"{self.name}:{t}:{p}"},
                     {"_id": f"{self.name}:{t}:{p}", "projection": self.name, "topic": t, "partition": p,
                      "next_offset": o}, upsert=True, session=s)
-        return len(new)
+            return len(new)
+
+        return in_transaction(self.client, body)
 
     def document(self, partner_id: str, country_code: str, party_id: str, location_id: str) -> dict[str, Any] | None:
         return self.locations.find_one({"_id": doc_id({"partner_id": partner_id, "country_code": country_code,

@@ -129,7 +129,13 @@ def platform(stack, topics, tmp_path_factory) -> Iterator[Platform]:  # noqa: AN
                # the forecasts processor checkpoints its models every second, so a restart test sees a checkpoint
                CV_FORECASTS_CHECKPOINT_SECONDS="1",
                # the API process runs the notifications sender, as `cv up` has it (only the API reads this)
-               CV_NOTIFICATIONS_WORKER="true")
+               CV_NOTIFICATIONS_WORKER="true",
+               # many tests register drivers from 127.0.0.1: the per-IP registration budget (10 an hour) is the
+               # rate-limit test's subject (test_accounts_api.py, on its own app), not every test's obstacle
+               CV_RATE_LIMITS="register.ip=100000/3600",
+               # argon2id at test cost in the platform's API: registrations are setup here, not what is measured
+               # (bench/login.py measures the real cost; test_accounts_api.py checks the parameters' use)
+               CV_ARGON2_TIME_COST="1", CV_ARGON2_MEMORY_KIB="1024", CV_ARGON2_PARALLELISM="1")
     procs = {}
     for svc, port in ports.items():
         log = logs / f"{svc}.log"

@@ -53,13 +53,17 @@ class Follower:
         self.projection = projection
         self.running = threading.Event()
         self.running.set()
+        self.idle = threading.Event()  # set by the loop while paused: no replay is in flight
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"follow-{projection.name}", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            if self.running.is_set():
+            if not self.running.is_set():
+                self.idle.set()
+            else:
+                self.idle.clear()
                 try:
                     # batch=1: a consume() returns as soon as one event is there (a bigger batch waits up to
                     # 1 s to fill); a few events per test need no batching
@@ -67,6 +71,13 @@ class Follower:
                 except Exception:  # noqa: BLE001 - keep following; the tests notice a stuck projection
                     log.exception("follower: replay failed")
             time.sleep(0.03)
+
+    def pause(self) -> None:
+        """Stop applying, and return only once no replay is in flight (one started before the pause could still
+        pick up an event published after it)."""
+        self.idle.clear()
+        self.running.clear()
+        assert self.idle.wait(60), "the follower did not pause"
 
     def close(self) -> None:
         self._stop.set()
@@ -259,7 +270,7 @@ async def test_a_taken_email_is_409_even_when_two_registrations_race(app, follow
 
         # two registrations of one new email, both past the pre-check before either is projected
         racing = email()
-        follower.running.clear()
+        follower.pause()
         try:
             a = asyncio.create_task(c.post("/api/auth/register", json={"email": racing, "password": "first one wins!"}))
             await asyncio.sleep(0.3)
@@ -283,7 +294,7 @@ async def test_slow_projection_answers_202_with_a_place_to_poll(app, follower) -
         address, tokens = await signed_up(c)
         h = bearer(tokens["access_token"])
         app.state.auth_config = replace(app.state.auth_config, write_wait_seconds=0.3)
-        follower.running.clear()
+        follower.pause()
         try:
             r = await c.post("/api/auth/register", json={"email": email(), "password": PASSWORD})
             assert r.status_code == 202 and r.headers["Retry-After"] == "1"

@@ -308,6 +308,18 @@ async def test_station_csr_on_profile_3_is_signed_by_the_cpo_sub_ca_and_sent_wit
     async with edge_in_process(tls=pki.tls) as edge:
         async with charger(_wss(edge), spec, ssl=pki.client(spec.station_id)) as cp:
             assert (await boot(cp, spec)).status == "Accepted"
+            # CertificateSigned travels through ocpp.commands: wait until this edge's route for the station is
+            # in Redis (routes are written in batches), or another instance would answer OFFLINE for it
+            import redis as _redis
+
+            from edges.ocpp.dispatch import ROUTE_PREFIX
+
+            routes = _redis.Redis.from_url(get_settings().redis_url.get_secret_value(), decode_responses=True)
+            for _ in range(150):
+                if routes.get(ROUTE_PREFIX + spec.station_id) == edge.instance:
+                    break
+                await asyncio.sleep(0.2)
+            routes.close()
             res = await cp.call(call201.SignCertificate(csr=csr("SOMEONE-ELSE"),
                                                         certificate_type="ChargingStationCertificate"), suppress=False)
             assert res.status == "Rejected" and res.status_info["reason_code"] == "CsrIdentityMismatch"
