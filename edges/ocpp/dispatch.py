@@ -222,8 +222,10 @@ class CommandDispatcher:
                         event_type, record = codec.decode(m.value())
                     except DecodeError as exc:
                         log.error("undecodable command at %s/%s: %s", m.partition(), m.offset(), exc)
-                        continue
-                    put((event_type, record))
+                    else:
+                        put((event_type, record))
+                    # caught up counts every message read, decodable or not: a poison message at the end of a
+                    # partition must not hold every later command in the catch-up backlog for ever
                     if m.partition() in behind and m.offset() + 1 >= ends[m.partition()]:
                         behind.discard(m.partition())
                         if not behind:

@@ -57,3 +57,31 @@ async def test_a_command_reaches_the_instance_holding_the_charger_once_and_is_of
         assert len(results_of(gone["command_id"])) == 1
         assert [a for a, _ in cp.received] == ["Reset"]  # the second command never reached it
     r.close()
+
+
+async def test_a_poison_message_at_the_end_of_the_commands_log_does_not_stall_a_starting_edge(platform) -> None:  # noqa: ANN001,E501
+    """An edge starts by catching up on recent commands and holds what it reads until it has caught up; an
+    undecodable message as the newest of a partition (the bad-input tests write such bytes) must still count as
+    read, or every later command waits in the catch-up backlog for ever (seen: CertificateSigned never sent)."""
+    from confluent_kafka import Producer
+
+    from chargeverse.kafka import base_config
+    from chargeverse.topics import OCPP_COMMANDS
+
+    junk = Producer(base_config())
+    for partition in range(OCPP_COMMANDS.partitions):
+        junk.produce(OCPP_COMMANDS.name, value=b"NOT AN EVENT", key=b"poison", partition=partition)
+    assert junk.flush(30) == 0
+    spec = register_charger("POISON", uuid.uuid4().hex[:10])
+    r = redis.Redis.from_url(get_settings().redis_url.get_secret_value(), decode_responses=True)
+    async with edge_in_process() as edge:
+        assert await edge.dispatcher.wait_caught_up(30), "the edge never caught up past the poison messages"
+        async with charger(f"ws://127.0.0.1:{edge.port}/ocpp", spec) as cp:
+            await boot(cp, spec)
+            for _ in range(50):
+                if r.get(ROUTE_PREFIX + spec.station_id) == edge.instance:
+                    break
+                await asyncio.sleep(0.1)
+            got = await command(platform.api, spec.station_id, "Reset", {"type": "Soft"}, timeout_s=5)
+            assert got["outcome"] == "RESULT" and cp.received == [("Reset", {"type": "Soft"})], got
+    r.close()
