@@ -307,7 +307,7 @@ def main() -> None:
 
         s = get_settings()
         ensure_topics(bootstrap=s.kafka_bootstrap)
-        h = hash_machine_secret(SECRET)
+        h = hash_machine_secret(SECRET, generated=True)  # as for the secrets `cv charger` generates
         with psycopg.connect(s.postgres_dsn.get_secret_value(), autocommit=True) as conn:
             migrate(conn)
             with conn.cursor().copy("COPY charge_point_credentials (station_id, password_hash, security_profile) "

@@ -22,6 +22,7 @@ def registration(station_id: str, *, name: str, operator: str, latitude: float, 
         raise ValueError("registration_status must be Accepted, Pending or Rejected")
     if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
         raise ValueError("latitude must be in [-90, 90] and longitude in [-180, 180]")
+    generated = secret is None
     secret = secret or secrets.token_urlsafe(18)
     if len(secret) < 16:
         raise ValueError("charger secrets must be at least 16 characters (OCPP security profile 1)")
@@ -30,7 +31,8 @@ def registration(station_id: str, *, name: str, operator: str, latitude: float, 
                address=address, own=own, security_profile=security_profile,
                connectors=connectors or [{"connector_id": 1, "standard": "IEC_62196_T2", "max_power_kw": 22.0},
                                          {"connector_id": 2, "standard": "IEC_62196_T2", "max_power_kw": 22.0}],
-               password_hash=hash_machine_secret(secret) if security_profile in (1, 2) else None,
+               password_hash=hash_machine_secret(secret, generated=generated) if security_profile in (1, 2)
+               else None,
                revoked=revoked, registration_status=registration_status)
     return rec, secret
 
