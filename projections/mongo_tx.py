@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 from pymongo.errors import OperationFailure
 
 T = TypeVar("T")
-ATTEMPTS = 6
+ATTEMPTS = 12
 
 
 def transient(exc: OperationFailure) -> bool:
@@ -30,5 +30,5 @@ def in_transaction(client: Any, body: Callable[[Any], T]) -> T:
         except OperationFailure as exc:
             if attempt == ATTEMPTS - 1 or not transient(exc):
                 raise
-            time.sleep(0.02 * 2 ** attempt)
+            time.sleep(min(1.0, 0.02 * 2 ** attempt))
     raise AssertionError("unreachable")
