@@ -203,9 +203,9 @@ class Stack:
         import sys
 
         d = self._dir("mongo")
-        exe = Path(sys.executable).parent / "nx-27017"
-        proc = self._spawn("mongo", [str(exe), "--data-dir", str(d / "data"), "--host", "127.0.0.1",
-                                     "--port", str(self.ports.mongo), "--log-file", str(d / "nx.log"),
+        # nx-27017 behind our transaction gate (chargeverse/mongo_embedded.py says why)
+        proc = self._spawn("mongo", [sys.executable, "-m", "chargeverse.mongo_embedded",
+                                     "--data-dir", str(d / "data"), "--host", "127.0.0.1", "--port", str(self.ports.mongo), "--log-file", str(d / "nx.log"),
                                      "--pid-file", str(d / "nx.pid")])
         _wait_port(self.ports.mongo, "nx-27017", proc=proc)
 
