@@ -67,6 +67,9 @@ class LedgerState:
     heads: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     last_seal: tuple[int, bytes] | None = None
     seal_event_ids: set[str] = field(default_factory=set)
+    #: (partition, seq) -> posting hash: the postings the batch's seals name (loaded by the store) and every
+    #: posting this state has chained since (so a seal can be checked against the chain it claims to seal)
+    posting_hashes: dict[tuple[str, int], bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -256,6 +259,7 @@ class Engine:
             head = sha256(head + canonical_in_set(part, seq, block, i, e.account, e.direction.code, e.amount,
                                                   e.currency)).digest()
             chained.append((row, head))
+            st.posting_hashes[(part, seq)] = head
         st.heads[part] = (seq, head)
         self.out.heads[part] = (seq, head)
         done = PostedSet(ps, event_id, causation_id, part, offset, first, chained, digest)
@@ -291,6 +295,16 @@ class Engine:
         if want != root:
             reject("bad_seal", f"the root {root.hex()} is not the Merkle root of the listed heads ({want.hex()})")
             return
+        for h in heads:
+            ours = st.posting_hashes.get((h.ledger_partition, h.seq))
+            if ours is None:
+                reject("unknown_head", f"the ledger has no posting {h.ledger_partition} seq {h.seq}")
+                return
+            if ours != h.head_hash:
+                # e.g. a seal built from another ledger's store (another schema) published on this topic
+                reject("foreign_seal", f"{h.ledger_partition} seq {h.seq} has hash {ours.hex()}, the seal names "
+                       f"{h.head_hash.hex()}")
+                return
         last_root = st.last_seal[1] if st.last_seal else None
         if previous != last_root:
             reject("stale_seal", f"it follows root {previous.hex() if previous else None}, but the latest seal is "

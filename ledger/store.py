@@ -30,7 +30,7 @@ from ledger import accounts, merkle
 from ledger.accounts import Balance, Direction
 from ledger.engine import Engine, HoldInfo, LedgerState, Outcome, Rejection, SetInfo
 from ledger.postings import HoldState, MinorEntry, SetKind
-from ledger.records import POSTING_SET, SEALED, sealed_record
+from ledger.records import POSTING_SET, SEALED, sealed_from_record, sealed_record
 from ledger.seals import Seal, SealHead, posting_leaf, seal_root
 from projections.base import SourcedEvent, advanced, real, unseen
 from projections.postgres.migrate import connect, migrate
@@ -216,6 +216,19 @@ class LedgerStore:
                                       "WHERE ledger_partition = ANY(%s)", (sorted(parts),)):
             st.heads[p] = (seq, bytes(h))
         if seal_ids:
+            named: set[tuple[str, int]] = set()
+            for e in events:
+                if e.type == SEALED:
+                    try:
+                        named.update((h.ledger_partition, h.seq) for h in sealed_from_record(e.record)[0])
+                    except (KeyError, ValueError, TypeError):
+                        pass  # the engine refuses the malformed seal and says why
+            if named:
+                for p, seq, h in conn.execute(
+                        "SELECT p.ledger_partition, p.seq, p.hash FROM ledger_postings p "
+                        "JOIN unnest(%s::text[], %s::bigint[]) AS b(p, s) ON p.ledger_partition = b.p AND p.seq = b.s",
+                        ([n[0] for n in named], [n[1] for n in named])):
+                    st.posting_hashes[(p, seq)] = bytes(h)
             row = conn.execute("SELECT seal_no, root FROM ledger_seals ORDER BY seal_no DESC LIMIT 1").fetchone()
             st.last_seal = (row[0], bytes(row[1])) if row else None
             st.seal_event_ids = {r[0] for r in conn.execute(

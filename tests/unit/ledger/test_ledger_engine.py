@@ -281,6 +281,22 @@ def test_seals_are_numbered_follow_each_other_and_bad_ones_are_refused() -> None
     assert [r.reason for r in eng.out.rejections] == ["stale_seal", "bad_seal", "bad_seal"]
 
 
+def test_a_seal_of_another_ledgers_chain_or_of_postings_it_does_not_have_is_refused() -> None:
+    """A seal is a claim about *this* ledger's chains: one built from another store (another schema, another
+    environment) published on this topic must not become this ledger's seal, or `verify` would fail forever."""
+    ours, theirs = Mem(), Mem()
+    ours.ok(topup("50.00"))
+    theirs.ok(topup("20.00", src="elsewhere"))  # same partition and seq, different content, so a different hash
+    eng = Engine(ours.state)
+    eng.apply("ledger:5", 0, SEALED, seal_rec(theirs, None))
+    theirs.ok(topup("1.00", src="more"))  # their chain is now longer than ours: seq 2 does not exist here
+    eng.apply("ledger:5", 1, SEALED, seal_rec(theirs, None))
+    assert eng.out.seals == []
+    assert [r.reason for r in eng.out.rejections] == ["foreign_seal", "unknown_head"]
+    eng.apply("ledger:5", 2, SEALED, seal_rec(ours, None))  # our own seal still lands as seal 1
+    assert [s.seal.seal_no for s in eng.out.seals] == [1]
+
+
 def test_the_ledger_reads_only_its_own_event_types() -> None:
     with pytest.raises(ValueError, match="StationHeartbeat"):
         Engine(LedgerState()).apply("ledger:0", 0, "StationHeartbeat", {})
