@@ -163,7 +163,7 @@ def main() -> int:
                                           ).fetchone()[0]
                 from edges.ocpi.context import token_box
 
-                token_c = token_box(settings, x.ocpi).open(sealed, "y")
+                token_c = token_box(x.settings).open(sealed, "y")
 
                 async def pages_only() -> tuple[int, float]:
                     got = 0

@@ -29,13 +29,10 @@ def _processes() -> list[tuple[str, list[str], dict[str, str], str]]:
     out = [("ocpp", ["run", "ocpp"], {}, f"http://{s.ocpp_host}:{s.ocpp_port}/healthz"),
            # the API runs the notifications sender (streams/notifications/worker.py)
            ("api", ["run", "api"], {"CV_NOTIFICATIONS_WORKER": "true"}, f"http://{s.api_host}:{s.api_port}/healthz")]
-    from edges.ocpi.config import get_ocpi_settings
-
-    o = get_ocpi_settings()
     # the OCPI edge runs its commands worker in-process (one per platform: it keeps pending commands in memory),
     # and its push worker (CPO role: our objects to eMSPs; one per platform)
     out.append(("ocpi", ["run", "ocpi"], {"CV_OCPI_COMMANDS_WORKER": "true", "CV_OCPI_PUSH_WORKER": "true"},
-                f"http://{o.host}:{o.port}/healthz"))
+                f"http://{s.ocpi_host}:{s.ocpi_port}/healthz"))
     for i, g in enumerate(GROUPS):
         port = s.worker_web_port + i
         out.append((f"worker-{g}", ["run", "worker", "--group", g], {"CV_WORKER_WEB_PORT": str(port)},
@@ -120,10 +117,16 @@ def cmd_run(a: argparse.Namespace) -> int:
     elif a.service == "api":
         import uvicorn
 
-        from edges.api.app import create_app
-
         s = _settings()
-        uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level="info")
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = s.api_workers or cores
+        if workers <= 1:
+            from edges.api.app import create_app
+
+            uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level="info")
+        else:  # each worker process builds its own app from the same settings (environment, stack env file)
+            uvicorn.run("edges.api.app:create_app", factory=True, workers=workers, host=s.api_host,
+                        port=s.api_port, log_level="info")
     elif a.service == "ocpi":
         from edges.ocpi.app import run as run_ocpi
 

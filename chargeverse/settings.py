@@ -12,7 +12,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chargeverse import ROOT
@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     ocpp_data_transfer_vendors: str = ""  # JSON {"vendorId": [messageIds]}; [] = any messageId
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    #: worker processes of `cv run api` (uvicorn --workers); 0 = one per CPU core this process may use
+    api_workers: int = 0
     #: HS256 signing key for app JWTs; the local stack generates one, production injects one
     jwt_secret: SecretStr = SecretStr("")
     jwt_issuer: str = "chargeverse"
@@ -131,6 +133,72 @@ class Settings(BaseSettings):
     stack_postgres_port: int = 15432
     stack_redis_port: int = 16379
     stack_mongo_port: int = 27018
+
+    # ---- OCPI 2.2.1 roaming (edges/ocpi; README there) -------------------------------------------------------------
+    # Who we are on OCPI: one platform with one party (country code + party id) playing one or more roles.
+    # `ocpi_platform_id` names this platform's partner state on the shared log: a platform's projections apply only
+    # events with its own platform id, which is also what lets two independent OCPI platforms share one test stack.
+    # Derived values (root URL, our parties, "is this us?") are in edges/ocpi/config.py.
+    ocpi_host: str = "127.0.0.1"
+    ocpi_port: int = 8090
+    #: public URL of the `/ocpi` root as partners reach it (behind a proxy: https://ocpi.example.com/ocpi);
+    #: empty means http://ocpi_host:ocpi_port/ocpi
+    ocpi_base_url: str = ""
+    ocpi_platform_id: str = "chargeverse"
+    ocpi_country_code: str = "NL"
+    ocpi_party_id: str = "CVS"
+    #: roles we play under that party, comma separated: CPO (our own OCPP stations), EMSP (our drivers); checked
+    #: when the OCPI edge starts (edges/ocpi/config.py `parties`)
+    ocpi_roles: str = "CPO,EMSP"
+    ocpi_business_name: str = "chargeverse"
+    ocpi_website: str | None = None
+    #: what our stations' registration does not record yet (StationRegistered has no country or time zone):
+    #: used for every own Location we serve as a CPO
+    ocpi_location_country: str = "NLD"
+    ocpi_location_time_zone: str = "Europe/Amsterdam"
+    #: Postgres schema of the OCPI projections the edge reads (and waits on)
+    ocpi_schema_name: str = "public"
+    #: after a credentials exchange (registration or re-roll) the token a partner used before stays valid this
+    #: long, so an answer lost on the way can be retried; 0 revokes it at once
+    ocpi_token_grace_seconds: int = 300
+    #: the most objects one page of a list answers (X-Limit); larger `limit`s are capped to it
+    ocpi_page_limit: int = 1000
+    #: key material sealing the partner tokens we must send back (their token A, B or C); derived from
+    #: jwt_secret when empty (then rotating that secret makes the sealed tokens unreadable: set this)
+    ocpi_secret_key: SecretStr = SecretStr("")
+    #: how long an answer waits for the projection to apply what the request published (read-your-writes)
+    ocpi_apply_timeout: float = 10.0
+    #: timeout of one HTTP call to a partner
+    ocpi_http_timeout: float = 15.0
+    #: run the OCPI projections inside the edge process (development without `cv run worker`; see
+    #: projections/postgres/ocpi_follow.py).  Production runs them in the projections worker group.
+    ocpi_follow: bool = False
+    #: Commands, CPO role: how long the OCPP edge waits for the charger, and the CommandResponse timeout we give
+    #: eMSPs (the charger's wait plus the way back)
+    ocpi_command_ocpp_timeout_s: int = 30
+    ocpi_command_timeout_s: int = 60
+    #: Commands, eMSP role: extra wait beyond the CPO's timeout before we record TIMEOUT
+    ocpi_command_result_grace_s: float = 5.0
+    #: the commands worker rebuilds its pending commands from this much log at start (commands live minutes)
+    ocpi_commands_lookback_seconds: int = 900
+    #: outbound calls (edges/ocpi/outbound.py): retries with exponential backoff (base seconds, cap seconds) and
+    #: a per-partner circuit breaker (consecutive failures to open, seconds before a trial call)
+    ocpi_outbound_retries: int = 4
+    ocpi_outbound_backoff: float = 0.5
+    ocpi_outbound_backoff_cap: float = 30.0
+    ocpi_breaker_failures: int = 5
+    ocpi_breaker_reset_seconds: float = 30.0
+    #: run the OCPI commands worker inside the edge process (`cv run ocpi-commands` is the standalone form)
+    ocpi_commands_worker: bool = False
+    #: run the OCPI push worker (CPO role: our Locations, Sessions, CDRs, Tariffs to eMSPs) inside the edge
+    #: process - in exactly one edge instance per platform (edges/ocpi/push_worker.py; `cv up` turns it on)
+    ocpi_push_worker: bool = False
+
+    @field_validator("ocpi_country_code", "ocpi_party_id")
+    @classmethod
+    def _ocpi_upper(cls, v: str) -> str:
+        return v.upper()
+    # ---- end of OCPI ------------------------------------------------------------------------------------------------
 
 
 @lru_cache(maxsize=1)

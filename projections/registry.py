@@ -62,13 +62,11 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
 
         return build_payments(s.postgres_dsn.get_secret_value(), namespace or "public")
     if name == "roaming_billing_processor":
-        from edges.ocpi.config import get_ocpi_settings
         from streams.roaming_billing.fold import Policy
         from streams.roaming_billing.processor import build as build_roaming
 
-        o = get_ocpi_settings()
-        return build_roaming(s.postgres_dsn.get_secret_value(), namespace or "public", ocpi_schema=o.schema_name,
-                             policy=Policy(platform_id=o.platform_id))
+        return build_roaming(s.postgres_dsn.get_secret_value(), namespace or "public", ocpi_schema=s.ocpi_schema_name,
+                             policy=Policy(platform_id=s.ocpi_platform_id))
     if name == "notifications_processor":
         from streams.notifications.processor import build as build_notifications
 
@@ -86,19 +84,21 @@ def build(name: str, namespace: str | None = None, settings: Settings | None = N
 
         return BillingProjection(s.postgres_dsn.get_secret_value(), namespace or "public")
     if name == "billing_processor":
+        from streams.billing.fold import Operator
         from streams.billing.processor import build as build_billing
 
-        return build_billing(s.postgres_dsn.get_secret_value(), namespace or "public")
+        # we are the CPO on our CDRs; a partner's token is looked up in the OCPI schema (streams/billing/partner.py)
+        return build_billing(s.postgres_dsn.get_secret_value(), namespace or "public", operator=Operator(
+            country_code=s.ocpi_country_code, party_id=s.ocpi_party_id, location_country=s.ocpi_location_country),
+            ocpi_schema=s.ocpi_schema_name)
     if name in OCPI_NAMES:
         return _build_ocpi(name, namespace, s)
     if name in ("ocpi_partners", "ocpi_objects"):
-        from edges.ocpi.config import get_ocpi_settings
         from projections.postgres.ocpi_objects import OcpiObjectsProjection
         from projections.postgres.ocpi_partners import OcpiPartnersProjection
 
-        o = get_ocpi_settings()
         cls = OcpiPartnersProjection if name == "ocpi_partners" else OcpiObjectsProjection
-        return cls(s.postgres_dsn.get_secret_value(), namespace or o.schema_name, o.platform_id)
+        return cls(s.postgres_dsn.get_secret_value(), namespace or s.ocpi_schema_name, s.ocpi_platform_id)
     if name == "smartcharging_processor":
         from streams.smartcharging_service.processor import build as build_smartcharging
 
@@ -129,27 +129,24 @@ NAMES += OCPI_NAMES
 
 
 def _build_ocpi(name: str, namespace: str | None, s: Settings) -> Projection:
-    from edges.ocpi.config import get_ocpi_settings
-
-    o = get_ocpi_settings()
     dsn = s.postgres_dsn.get_secret_value()
     if name == "ocpi_directory_processor":
         from streams.ocpi_directory.fold import Policy as DirectoryPolicy
         from streams.ocpi_directory.processor import build as build_directory
 
-        return build_directory(dsn, namespace or "public", policy=DirectoryPolicy(platform_id=o.platform_id))
+        return build_directory(dsn, namespace or "public", policy=DirectoryPolicy(platform_id=s.ocpi_platform_id))
     if name == "ocpi_push_processor":
         from streams.ocpi_push.fold import Policy as PushPolicy
         from streams.ocpi_push.processor import build as build_push
 
-        return build_push(dsn, namespace or "public", ocpi_schema=o.schema_name, policy=PushPolicy(
-            platform_id=o.platform_id, country_code=o.country_code, party_id=o.party_id,
-            location_country=o.location_country, time_zone=o.location_time_zone))
+        return build_push(dsn, namespace or "public", ocpi_schema=s.ocpi_schema_name, policy=PushPolicy(
+            platform_id=s.ocpi_platform_id, country_code=s.ocpi_country_code, party_id=s.ocpi_party_id,
+            location_country=s.ocpi_location_country, time_zone=s.ocpi_location_time_zone))
     if name == "ocpi_roamed_sessions":
         from projections.postgres.ocpi_roamed_sessions import RoamedSessionsProjection
 
-        return RoamedSessionsProjection(dsn, namespace or "public", o.platform_id)
+        return RoamedSessionsProjection(dsn, namespace or "public", s.ocpi_platform_id)
     from projections.mongo_ocpi import OcpiLocationsMongoProjection
 
     return OcpiLocationsMongoProjection(s.mongo_url.get_secret_value(), s.mongo_db,
-                                        f"{namespace}_" if namespace else "", platform_id=o.platform_id)
+                                        f"{namespace}_" if namespace else "", platform_id=s.ocpi_platform_id)

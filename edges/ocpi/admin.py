@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from edges.api.auth import require
 from edges.ocpi.auth import ctx_of
+from edges.ocpi.config import versions_url
 from edges.ocpi.context import PARTNERS, OcpiContext
 from edges.ocpi.credtokens import is_printable_token, new_token, token_hash
 from edges.ocpi.events import onboarded, partner_key
@@ -69,7 +70,7 @@ async def onboard(ctx: OcpiContext, req: OnboardRequest) -> str | None:
     existing = await partner(ctx.pool, req.partner_id)
     if existing is not None and existing.state != "DELETED":
         raise OnboardError(f"partner {req.partner_id} exists ({existing.state}); delete it first")
-    rec, token_a = onboarding(ctx.ocpi.platform_id, ctx.source, ctx.box.seal, req)
+    rec, token_a = onboarding(ctx.settings.ocpi_platform_id, ctx.source, ctx.box.seal, req)
     await ctx.publish_and_wait(partner_key(req.partner_id), "OcpiPartnerOnboarded", rec, PARTNERS)
     return token_a
 
@@ -92,7 +93,7 @@ async def create_partner(req: OnboardRequest, request: Request,
         token_a = await onboard(ctx, req)
     except OnboardError as exc:
         return _problem(409 if "exists" in str(exc) else 422, str(exc))
-    out: dict[str, Any] = {"partner_id": req.partner_id, "our_versions_url": ctx.ocpi.versions_url}
+    out: dict[str, Any] = {"partner_id": req.partner_id, "our_versions_url": versions_url(ctx.settings)}
     if token_a:
         out["token_a"] = token_a
         out["note"] = "token A is shown once: give it with our versions URL to the partner over a secure channel"
@@ -170,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     does the work)."""
     import httpx
 
+    from chargeverse.settings import get_settings
     from chargeverse.tokens import issue
-    from edges.ocpi.config import get_ocpi_settings
+    from edges.ocpi.config import root_url
 
     p = argparse.ArgumentParser(prog="cv ocpi", description=__doc__)
     p.add_argument("--url", help="the OCPI edge's /ocpi root (default: CV_OCPI_BASE_URL or host:port)")
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("module", choices=("locations", "sessions", "cdrs", "tariffs", "tokens"))
     sp.add_argument("--date-from")
     a = p.parse_args(argv)
-    root = (a.url or get_ocpi_settings().root_url).rstrip("/")
+    root = (a.url or root_url(get_settings())).rstrip("/")
     headers = {"Authorization": "Bearer " + issue("cv-ocpi-cli", ["admin"], ttl_seconds=300)}
     with httpx.Client(base_url=f"{root}/admin", headers=headers, timeout=120) as http:
         if a.cmd == "onboard":

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from chargeverse.kafka import EventProducer
 from chargeverse.settings import Settings, get_settings
 from edges.ocpi import VERSION, admin, commands_api, cpo_senders, credentials, hubclientinfo, receivers, senders, tokens_sender
-from edges.ocpi.config import OcpiSettings, get_ocpi_settings
+from edges.ocpi.config import parties
 from edges.ocpi.context import OcpiContext, _utcnow, token_box
 from edges.ocpi.headers import CORRELATION_ID, REQUEST_ID, new_id, parse_route, response_route_headers
 from edges.ocpi.status import OcpiError, Status, envelope
@@ -35,11 +35,10 @@ log = logging.getLogger(__name__)
 _FUNCTIONAL = ("/ocpi/emsp/", "/ocpi/cpo/")
 
 
-def create_app(settings: Settings | None = None, ocpi: OcpiSettings | None = None, *,
+def create_app(settings: Settings | None = None, *,
                clock: Callable[[], datetime] | None = None, producer: EventProducer | None = None) -> FastAPI:
     s = settings or get_settings()
-    o = ocpi or get_ocpi_settings()
-    o.parties()  # fail at start on a bad role list
+    parties(s)  # fail at start on a bad role list
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,35 +49,35 @@ def create_app(settings: Settings | None = None, ocpi: OcpiSettings | None = Non
         dsn = s.postgres_dsn.get_secret_value()
 
         def _migrate() -> None:
-            with connect(dsn, o.schema_name) as conn:
-                migrate(conn, o.schema_name)
+            with connect(dsn, s.ocpi_schema_name) as conn:
+                migrate(conn, s.ocpi_schema_name)
 
         await asyncio.get_running_loop().run_in_executor(None, _migrate)
         pool = AsyncConnectionPool(dsn, min_size=1, max_size=10, open=False,
-                                   kwargs={"options": f"-c search_path={o.schema_name},public"})
+                                   kwargs={"options": f"-c search_path={s.ocpi_schema_name},public"})
         await pool.open(wait=True, timeout=30)
         own_producer = producer is None
         prod = producer or EventProducer()
-        http = httpx.AsyncClient(timeout=o.http_timeout, follow_redirects=False)
+        http = httpx.AsyncClient(timeout=s.ocpi_http_timeout, follow_redirects=False)
         # the admin API authenticates operators like the app API does (edges/api/auth.py: JWT keyring in Redis)
         app.state.redis = aioredis.Redis.from_url(s.redis_url.get_secret_value(), decode_responses=True)
         follower = None
-        if o.follow:
+        if s.ocpi_follow:
             from projections.postgres.ocpi_follow import Follower
 
-            follower = Follower(ocpi_projections(s, o)).start()
-        app.state.ocpi = OcpiContext(s, o, pool, prod, token_box(s, o), http, clock or _utcnow)
+            follower = Follower(ocpi_projections(s)).start()
+        app.state.ocpi = OcpiContext(s, pool, prod, token_box(s), http, clock or _utcnow)
         worker = None
-        if o.commands_worker:
+        if s.ocpi_commands_worker:
             from edges.ocpi.commands_worker import CommandsWorker
 
             worker = await asyncio.get_running_loop().run_in_executor(
-                None, CommandsWorker(s, o, clock=clock or _utcnow).start)
+                None, CommandsWorker(s, clock=clock or _utcnow).start)
         pusher = None
-        if o.push_worker:
+        if s.ocpi_push_worker:
             from edges.ocpi.push_worker import PushWorker
 
-            pusher = await asyncio.get_running_loop().run_in_executor(None, PushWorker(s, o).start)
+            pusher = await asyncio.get_running_loop().run_in_executor(None, PushWorker(s).start)
         try:
             yield
         finally:
@@ -114,7 +113,8 @@ def create_app(settings: Settings | None = None, ocpi: OcpiSettings | None = Non
         response.headers[REQUEST_ID] = request.headers.get(REQUEST_ID) or new_id()
         response.headers[CORRELATION_ID] = request.headers.get(CORRELATION_ID) or new_id()
         if request.url.path.startswith(_FUNCTIONAL):
-            for k, v in response_route_headers(parse_route(request.headers), (o.country_code, o.party_id)).items():
+            us = (s.ocpi_country_code, s.ocpi_party_id)
+            for k, v in response_route_headers(parse_route(request.headers), us).items():
                 response.headers[k] = v
         return response
 
@@ -157,18 +157,18 @@ def create_app(settings: Settings | None = None, ocpi: OcpiSettings | None = Non
     return app
 
 
-def ocpi_projections(settings: Settings, ocpi: OcpiSettings) -> list[Any]:
+def ocpi_projections(settings: Settings) -> list[Any]:
     from projections.postgres.ocpi_objects import OcpiObjectsProjection
     from projections.postgres.ocpi_partners import OcpiPartnersProjection
 
     dsn = settings.postgres_dsn.get_secret_value()
-    return [OcpiPartnersProjection(dsn, ocpi.schema_name, ocpi.platform_id),
-            OcpiObjectsProjection(dsn, ocpi.schema_name, ocpi.platform_id)]
+    return [OcpiPartnersProjection(dsn, settings.ocpi_schema_name, settings.ocpi_platform_id),
+            OcpiObjectsProjection(dsn, settings.ocpi_schema_name, settings.ocpi_platform_id)]
 
 
 def run() -> None:
     """`cv run ocpi`."""
     import uvicorn
 
-    s, o = get_settings(), get_ocpi_settings()
-    uvicorn.run(create_app(s, o), host=o.host, port=o.port, log_level="info")
+    s = get_settings()
+    uvicorn.run(create_app(s), host=s.ocpi_host, port=s.ocpi_port, log_level="info")

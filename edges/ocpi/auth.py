@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from edges.ocpi.config import is_us
 from edges.ocpi.context import OcpiContext
 from edges.ocpi.credtokens import presented_tokens, token_hash
 from edges.ocpi.headers import Route, parse_route
@@ -63,7 +64,7 @@ async def module_caller(request: Request) -> Caller:
         raise unauthorized("the connection is not registered")
     ctx = ctx_of(request)
     r = caller.route
-    if r.receiver and not ctx.ocpi.is_us(*r.receiver):
+    if r.receiver and not is_us(ctx.settings, *r.receiver):
         raise OcpiError(Status.UNKNOWN_RECEIVER, f"OCPI-to {r.receiver[0]}/{r.receiver[1]} is not a party of "
                         "this platform")
     if r.sender and not caller.partner.speaks_for(*r.sender):

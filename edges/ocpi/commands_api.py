@@ -88,7 +88,7 @@ async def receive_command(request: Request, command: str, caller: Caller = Depen
     correlation = request.headers.get(CORRELATION_ID) or new_id()
     sender = caller.route.sender
     rec = event_envelope(source=ctx.source, correlation_id=correlation)
-    rec.update(platform_id=ctx.ocpi.platform_id, partner_id=caller.partner.partner_id, command=command,
+    rec.update(platform_id=ctx.settings.ocpi_platform_id, partner_id=caller.partner.partner_id, command=command,
                raw=raw.decode("utf-8", errors="replace"),
                response_url=body.get("response_url") if isinstance(body, dict) and
                isinstance(body.get("response_url"), str) else None,
@@ -111,16 +111,16 @@ async def receive_command(request: Request, command: str, caller: Caller = Depen
         rec.update(result=REJECTED, message=f"cannot be sent to the charger: {exc}")
     else:
         rec.update(result=ACCEPTED, ocpp_command_id=ocpp_command_id, charge_point_id=call.charge_point_id,
-                   timeout_s=ctx.ocpi.command_timeout_s)
+                   timeout_s=ctx.settings.ocpi_command_timeout_s)
     await _publish(ctx, command_key(caller.partner.partner_id, ocpp_command_id), "OcpiCommandReceived", rec)
     if rec["result"] == ACCEPTED:
         now = ctx.clock()
         ocpp = event_envelope(source=ctx.source, correlation_id=correlation, causation_id=rec["event_id"])
         ocpp.update(command_id=ocpp_command_id, charge_point_id=call.charge_point_id, action=call.action,
                     payload=json.dumps(call.payload), ocpp_version=call.version,
-                    requested_by=f"ocpi:{ctx.ocpi.platform_id}:{caller.partner.partner_id}",
-                    expires_at=now + timedelta(seconds=ctx.ocpi.command_timeout_s),
-                    timeout_ms=ctx.ocpi.command_ocpp_timeout_s * 1000)
+                    requested_by=f"ocpi:{ctx.settings.ocpi_platform_id}:{caller.partner.partner_id}",
+                    expires_at=now + timedelta(seconds=ctx.settings.ocpi_command_timeout_s),
+                    timeout_ms=ctx.settings.ocpi_command_ocpp_timeout_s * 1000)
         try:
             await ctx.producer.publish(OCPP_COMMANDS.name, call.charge_point_id, "OcppCommandRequested", ocpp)
         except DeliveryError:
@@ -157,7 +157,7 @@ async def receive_result(request: Request, command: str, command_id: str,
     msg = body.get("message")
     text = msg.get("text") if isinstance(msg, dict) else None
     rec = event_envelope(source=ctx.source, correlation_id=request.headers.get(CORRELATION_ID) or new_id())
-    rec.update(platform_id=ctx.ocpi.platform_id, partner_id=caller.partner.partner_id, command_id=command_id,
+    rec.update(platform_id=ctx.settings.ocpi_platform_id, partner_id=caller.partner.partner_id, command_id=command_id,
                command=command.upper(), stage="RESULT", result=result, timeout_s=None,
                message=text if isinstance(text, str) else None, raw=raw.decode("utf-8", errors="replace"),
                http_status=None, attempts=0)

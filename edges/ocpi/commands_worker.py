@@ -49,7 +49,7 @@ from edges.ocpi import VERSION
 from edges.ocpi.client import PartnerError, call
 from edges.ocpi.commands import command_result
 from edges.ocpi.commands_api import command_key
-from edges.ocpi.config import OcpiSettings
+from edges.ocpi.config import root_url
 from edges.ocpi.context import token_box
 from edges.ocpi.outbound import Attempted, Lanes, Policy
 from edges.ocpi.store import partner as load_partner
@@ -105,7 +105,6 @@ class _In:
 @dataclass
 class CommandsWorker:
     settings: Settings
-    ocpi: OcpiSettings
     clock: Callable[[], datetime] = _utcnow
     bootstrap: str | None = None
     outs: dict[str, _Out] = field(default_factory=dict)
@@ -119,20 +118,21 @@ class CommandsWorker:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self.codec = default_codec()
-        self.box = token_box(self.settings, self.ocpi)
-        o = self.ocpi
-        self.policy = Policy(retries=o.outbound_retries, base=o.outbound_backoff, cap=o.outbound_backoff_cap,
-                             failure_threshold=o.breaker_failures, reset_after=o.breaker_reset_seconds)
+        self.box = token_box(self.settings)
+        o = self.settings
+        self.policy = Policy(retries=o.ocpi_outbound_retries, base=o.ocpi_outbound_backoff,
+                             cap=o.ocpi_outbound_backoff_cap, failure_threshold=o.ocpi_breaker_failures,
+                             reset_after=o.ocpi_breaker_reset_seconds)
 
     @property
     def source(self) -> str:
-        return f"ocpi-commands:{self.ocpi.platform_id}"
+        return f"ocpi-commands:{self.settings.ocpi_platform_id}"
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
 
     def start(self, timeout: float = 30.0) -> "CommandsWorker":
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True,
-                                        name=f"ocpi-commands-{self.ocpi.platform_id}")
+                                        name=f"ocpi-commands-{self.settings.ocpi_platform_id}")
         self._thread.start()
         if not self._ready.wait(timeout):
             raise RuntimeError("the OCPI commands worker did not start")
@@ -146,13 +146,14 @@ class CommandsWorker:
     async def _main(self) -> None:
         dsn = self.settings.postgres_dsn.get_secret_value()
         self.pool = AsyncConnectionPool(dsn, min_size=1, max_size=4, open=False,
-                                        kwargs={"options": f"-c search_path={self.ocpi.schema_name},public"})
+                                        kwargs={"options": f"-c search_path={self.settings.ocpi_schema_name},public"})
         await self.pool.open(wait=True, timeout=30)
-        self.http = httpx.AsyncClient(timeout=self.ocpi.http_timeout, follow_redirects=False)
+        self.http = httpx.AsyncClient(timeout=self.settings.ocpi_http_timeout, follow_redirects=False)
         self.producer = EventProducer(self.bootstrap)
         self.lanes = Lanes(self.policy)
         loop = asyncio.get_running_loop()
-        consumer = Consumer({**base_config(self.bootstrap), "group.id": f"ocpi-commands-{self.ocpi.platform_id}",
+        consumer = Consumer({**base_config(self.bootstrap),
+                             "group.id": f"ocpi-commands-{self.settings.ocpi_platform_id}",
                              "enable.auto.commit": False, "fetch.wait.max.ms": 20})
         try:
             ends = await loop.run_in_executor(None, self._assign, consumer)
@@ -198,7 +199,7 @@ class CommandsWorker:
     def _assign(self, consumer: Consumer) -> dict[tuple[str, int], int]:
         """Assign every partition from `lookback` ago; return the partitions' ends as of now (non-empty ranges)."""
         md = consumer.list_topics(timeout=10)
-        since = int((time.time() - self.ocpi.commands_lookback_seconds) * 1000)
+        since = int((time.time() - self.settings.ocpi_commands_lookback_seconds) * 1000)
         wanted = [TopicPartition(t, p, since) for t in TOPICS for p in md.topics[t].partitions]
         try:
             starts = consumer.offsets_for_times(wanted, timeout=10)
@@ -217,7 +218,7 @@ class CommandsWorker:
 
     async def _caught_up(self) -> None:
         self.caught_up = True
-        log.info("commands worker %s caught up: %d to send, %d results pending", self.ocpi.platform_id,
+        log.info("commands worker %s caught up: %d to send, %d results pending", self.settings.ocpi_platform_id,
                  sum(o.stage == "QUEUED" for o in self.outs.values()), len(self.ins))
         for cid, o in list(self.outs.items()):
             if o.stage == "QUEUED":
@@ -229,7 +230,7 @@ class CommandsWorker:
     # ---- events ------------------------------------------------------------------------------------------------
 
     async def _on(self, etype: str | None, r: dict[str, Any]) -> None:
-        mine = r.get("platform_id") == self.ocpi.platform_id
+        mine = r.get("platform_id") == self.settings.ocpi_platform_id
         if etype == "OcpiCommandSend" and mine:
             self._queue(r["command_id"], _Out(r["partner_id"], r["command"], json.loads(r["request"]),
                                               r["expires_at"], (r["to_country_code"], r["to_party_id"])
@@ -273,7 +274,7 @@ class CommandsWorker:
             if r.get("result") == "ACCEPTED":
                 o.stage = "SENT"
                 o.deadline = r["occurred_at"] + timedelta(seconds=(r.get("timeout_s") or 0) +
-                                                          self.ocpi.command_result_grace_s)
+                                                          self.settings.ocpi_command_result_grace_s)
             else:
                 o.stage = "DONE"
         elif stage in ("RESULT", "TIMEOUT", "UNDELIVERED"):
@@ -298,7 +299,7 @@ class CommandsWorker:
                        **fields: Any) -> dict[str, Any]:
         rec = event_envelope(source=self.source, correlation_id=cause.get("correlation_id") or command_id,
                              causation_id=cause.get("event_id"))
-        rec.update(platform_id=self.ocpi.platform_id, partner_id=partner_id, command_id=command_id,
+        rec.update(platform_id=self.settings.ocpi_platform_id, partner_id=partner_id, command_id=command_id,
                    command=command, stage=stage, result=None, timeout_s=None, message=None, raw=None,
                    http_status=None, attempts=0)
         rec.update(fields)
@@ -329,10 +330,10 @@ class CommandsWorker:
             await self._publish_outcome(undelivered(f"partner {o.partner_id} has no commands receiver endpoint"))
             return
         token = self.box.open(p.their_token_sealed, p.partner_id)
-        body = dict(o.request, response_url=f"{self.ocpi.root_url}/emsp/{VERSION}/commands/{o.command}/{cid}")
+        body = dict(o.request, response_url=f"{root_url(self.settings)}/emsp/{VERSION}/commands/{o.command}/{cid}")
         target = f"{url.rstrip('/')}/{o.command}"
         receiver = o.to_party or p.first_party("CPO")
-        us = (self.ocpi.country_code, self.ocpi.party_id)
+        us = (self.settings.ocpi_country_code, self.settings.ocpi_party_id)
 
         async def job() -> Any:
             return await call(self.http, "POST", target, token, plain=p.plain_token, body=body,
@@ -369,7 +370,7 @@ class CommandsWorker:
             return
         token = self.box.open(p.their_token_sealed, p.partner_id)
         sender = (i.cause.get("from_country_code"), i.cause.get("from_party_id"))
-        us = (self.ocpi.country_code, self.ocpi.party_id)
+        us = (self.settings.ocpi_country_code, self.settings.ocpi_party_id)
 
         async def job() -> Any:
             return await call(self.http, "POST", i.response_url, token, plain=p.plain_token, body=body,
@@ -401,10 +402,8 @@ def run() -> None:
     import signal
 
     from chargeverse.settings import get_settings
-    from edges.ocpi.config import get_ocpi_settings
-
     logging.basicConfig(level=logging.INFO)
-    w = CommandsWorker(get_settings(), get_ocpi_settings()).start()
+    w = CommandsWorker(get_settings()).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -19,7 +19,6 @@ from chargeverse.consistency import wait_applied
 from chargeverse.kafka import Delivered, EventProducer
 from chargeverse.settings import Settings
 from chargeverse.topics import OCPI_INBOUND
-from edges.ocpi.config import OcpiSettings
 from edges.ocpi.credtokens import TokenBox
 from edges.ocpi.status import OcpiError, Status
 
@@ -33,15 +32,15 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def token_box(settings: Settings, ocpi: OcpiSettings) -> TokenBox:
-    material = ocpi.secret_key.get_secret_value() or settings.jwt_secret.get_secret_value()
+def token_box(settings: Settings) -> TokenBox:
+    material = settings.ocpi_secret_key.get_secret_value() or settings.jwt_secret.get_secret_value()
     return TokenBox(material)
 
 
 @dataclass
 class OcpiContext:
+    #: this platform's settings (OCPI section: `ocpi_*`; edges/ocpi/config.py derives from them)
     settings: Settings
-    ocpi: OcpiSettings
     pool: AsyncConnectionPool
     producer: EventProducer
     box: TokenBox
@@ -50,18 +49,18 @@ class OcpiContext:
 
     @property
     def source(self) -> str:
-        return f"ocpi-edge:{self.ocpi.platform_id}"
+        return f"ocpi-edge:{self.settings.ocpi_platform_id}"
 
     @property
     def us(self) -> tuple[str, str]:
-        return self.ocpi.country_code, self.ocpi.party_id
+        return self.settings.ocpi_country_code, self.settings.ocpi_party_id
 
     async def publish(self, key: str, event_type: str, record: dict[str, Any]) -> Delivered:
         return await self.producer.publish(OCPI_INBOUND.name, key, event_type, record)
 
     async def wait(self, projection: str, delivered: Delivered, timeout: float | None = None) -> bool:
         return await wait_applied(self.pool, projection, delivered,
-                                  timeout=self.ocpi.apply_timeout if timeout is None else timeout)
+                                  timeout=self.settings.ocpi_apply_timeout if timeout is None else timeout)
 
     async def publish_and_wait(self, key: str, event_type: str, record: dict[str, Any], projection: str,
                                *, required: bool = True) -> Delivered:
@@ -69,8 +68,8 @@ class OcpiContext:
         retry) - used where the answer would hand out something not yet usable, like a new token."""
         d = await self.publish(key, event_type, record)
         if not await self.wait(projection, d):
-            log.warning("%s not applied by %s within %.1fs (%s)", event_type, projection, self.ocpi.apply_timeout,
-                        d)
+            log.warning("%s not applied by %s within %.1fs (%s)", event_type, projection,
+                        self.settings.ocpi_apply_timeout, d)
             if required:
                 raise OcpiError(Status.SERVER_ERROR, f"accepted, but not yet applied by {projection}: "
                                 "is the OCPI projection running? Retry shortly", 503)

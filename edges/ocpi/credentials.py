@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from edges.ocpi import VERSION
 from edges.ocpi.auth import Caller, ctx_of, registration_caller
 from edges.ocpi.client import PartnerError, fetch_endpoints
+from edges.ocpi.config import parties, plays, root_url, versions_url
 from edges.ocpi.context import PARTNERS, OcpiContext
 from edges.ocpi.credtokens import new_token, token_hash
 from edges.ocpi.events import deleted, exchanged, our_credentials, partner_key
@@ -35,14 +36,14 @@ router = APIRouter(tags=["versions and credentials"])
 
 def version_endpoints(ctx: OcpiContext) -> list[dict[str, str]]:
     """Our 2.2.1 endpoints: what our roles implement."""
-    root = ctx.ocpi.root_url
+    root = root_url(ctx.settings)
     eps = [{"identifier": "credentials", "role": "SENDER", "url": f"{root}/{VERSION}/credentials"}]
-    if ctx.ocpi.plays("EMSP"):
+    if plays(ctx.settings, "EMSP"):
         for module in ("locations", "sessions", "cdrs", "tariffs"):
             eps.append({"identifier": module, "role": "RECEIVER", "url": f"{root}/emsp/{VERSION}/{module}"})
         eps.append({"identifier": "tokens", "role": "SENDER", "url": f"{root}/emsp/{VERSION}/tokens"})
         eps.append({"identifier": "commands", "role": "SENDER", "url": f"{root}/emsp/{VERSION}/commands"})
-    if ctx.ocpi.plays("CPO"):
+    if plays(ctx.settings, "CPO"):
         eps.append({"identifier": "locations", "role": "SENDER", "url": f"{root}/cpo/{VERSION}/locations"})
         eps.append({"identifier": "tokens", "role": "RECEIVER", "url": f"{root}/cpo/{VERSION}/tokens"})
         eps.append({"identifier": "commands", "role": "RECEIVER", "url": f"{root}/cpo/{VERSION}/commands"})
@@ -57,7 +58,7 @@ def version_endpoints(ctx: OcpiContext) -> list[dict[str, str]]:
 @router.get("/versions", summary="OCPI versions we speak")
 async def versions(request: Request, _: Caller = Depends(registration_caller)) -> dict:
     ctx = ctx_of(request)
-    return envelope([{"version": VERSION, "url": f"{ctx.ocpi.root_url}/{VERSION}"}])
+    return envelope([{"version": VERSION, "url": f"{root_url(ctx.settings)}/{VERSION}"}])
 
 
 @router.get(f"/{VERSION}", summary="Our OCPI 2.2.1 endpoints")
@@ -69,7 +70,8 @@ async def version_details(request: Request, _: Caller = Depends(registration_cal
 @router.get(f"/{VERSION}/credentials", summary="Our credentials for the calling partner")
 async def get_credentials(request: Request, caller: Caller = Depends(registration_caller)) -> dict:
     ctx = ctx_of(request)
-    return envelope(our_credentials(caller.token, ctx.ocpi.versions_url, ctx.ocpi.parties(), ctx.ocpi.website))
+    s = ctx.settings
+    return envelope(our_credentials(caller.token, versions_url(s), parties(s), s.ocpi_website))
 
 
 async def _their_credentials(request: Request) -> dict:
@@ -99,14 +101,15 @@ async def _exchange(request: Request, caller: Caller, event_type: str) -> dict:
     if not any(e["identifier"] != "credentials" for e in endpoints):
         raise OcpiError(Status.NO_MATCHING_ENDPOINTS, "you offer no module besides credentials")
     token_c = new_token()
-    rec = exchanged(event_type, platform_id=ctx.ocpi.platform_id, partner_id=pid, initiated_by="PARTNER",
+    rec = exchanged(event_type, platform_id=ctx.settings.ocpi_platform_id, partner_id=pid, initiated_by="PARTNER",
                     our_token_hash=token_hash(token_c), their_token_sealed=ctx.box.seal(creds["token"], pid),
                     their_versions_url=creds["url"], version=version, endpoints=endpoints, credentials=creds,
-                    grace_seconds=ctx.ocpi.token_grace_seconds, source=ctx.source, correlation_id=correlation)
+                    grace_seconds=ctx.settings.ocpi_token_grace_seconds, source=ctx.source, correlation_id=correlation)
     await ctx.publish_and_wait(partner_key(pid), event_type, rec, PARTNERS)
     log.info("partner %s: %s (their roles: %s)", pid, event_type,
              ", ".join(f"{r['role']} {r['country_code']}/{r['party_id']}" for r in rec["roles"]))
-    return envelope(our_credentials(token_c, ctx.ocpi.versions_url, ctx.ocpi.parties(), ctx.ocpi.website))
+    s = ctx.settings
+    return envelope(our_credentials(token_c, versions_url(s), parties(s), s.ocpi_website))
 
 
 @router.post(f"/{VERSION}/credentials", summary="Register: send us your credentials (with our token A)")
@@ -131,7 +134,7 @@ async def delete_credentials(request: Request, caller: Caller = Depends(registra
     if not caller.partner.registered or caller.token_kind == "A":
         raise not_allowed("not registered")
     pid = caller.partner.partner_id
-    rec = deleted(platform_id=ctx.ocpi.platform_id, partner_id=pid, initiated_by="PARTNER",
+    rec = deleted(platform_id=ctx.settings.ocpi_platform_id, partner_id=pid, initiated_by="PARTNER",
                   reason="credentials DELETE by the partner", source=ctx.source,
                   correlation_id=request.headers.get(CORRELATION_ID) or new_id())
     await ctx.publish_and_wait(partner_key(pid), "OcpiPartnerDeleted", rec, PARTNERS)

@@ -20,6 +20,7 @@ from fastapi.responses import Response
 
 from edges.ocpi import VERSION
 from edges.ocpi.auth import Caller, ctx_of, module_caller
+from edges.ocpi.config import root_url
 from edges.ocpi.paging import page_headers, parse_page
 from edges.ocpi.receivers import _get, _push
 from edges.ocpi.status import envelope_raw, ocpi_timestamp
@@ -46,7 +47,7 @@ async def get_client_info(request: Request, country_code: str, party_id: str,
 @router.get("", summary="The parties connected to us, with their status (paged)")
 async def list_client_info(request: Request, _: Caller = Depends(module_caller)) -> Response:
     ctx = ctx_of(request)
-    page = parse_page(request.query_params, ctx.ocpi.page_limit)
+    page = parse_page(request.query_params, ctx.settings.ocpi_page_limit)
     where, args = "", []
     if page.date_from is not None:
         where += " AND p.updated_at >= %s"
@@ -66,6 +67,6 @@ async def list_client_info(request: Request, _: Caller = Depends(module_caller))
                                    "status": STATUS.get(state, "OFFLINE"), "last_updated": ocpi_timestamp(at)}
                                   for cc, pid, role, state, at in rows]
     body = envelope_raw(json.dumps(docs, separators=(",", ":")))
-    headers = page_headers(f"{ctx.ocpi.root_url}/{VERSION}/hubclientinfo", page, total, len(docs),
-                           ctx.ocpi.page_limit)
+    headers = page_headers(f"{root_url(ctx.settings)}/{VERSION}/hubclientinfo", page, total, len(docs),
+                           ctx.settings.ocpi_page_limit)
     return Response(body, media_type="application/json", headers=headers)

@@ -19,14 +19,14 @@ import uvicorn
 from chargeverse.settings import Settings
 from chargeverse.stack import free_port
 from edges.ocpi.app import create_app, ocpi_projections
-from edges.ocpi.config import OcpiSettings
+from edges.ocpi.config import root_url, with_ocpi
 from projections.postgres.ocpi_follow import Follower
 
 
 @dataclass
 class LocalParty:
+    #: this party's settings: the stack's, with its own OCPI section (`with_ocpi`)
     settings: Settings
-    ocpi: OcpiSettings
     extra_projections: list[Any] = field(default_factory=list)
     clock: Callable[[], datetime] | None = None
     server: uvicorn.Server | None = None
@@ -38,37 +38,37 @@ class LocalParty:
     def make(cls, settings: Settings, *, platform_id: str, schema: str, country_code: str, party_id: str,
              roles: str, name: str, **ocpi_overrides: Any) -> "LocalParty":
         port = free_port()
-        o = OcpiSettings(host="127.0.0.1", port=port, platform_id=platform_id, schema_name=schema,
-                         country_code=country_code, party_id=party_id, roles=roles, business_name=name,
-                         **ocpi_overrides)
-        return cls(settings, o)
+        return cls(with_ocpi(settings, host="127.0.0.1", port=port, platform_id=platform_id, schema_name=schema,
+                             country_code=country_code, party_id=party_id, roles=roles, business_name=name,
+                             **ocpi_overrides))
 
     @property
     def url(self) -> str:
-        return self.ocpi.root_url
+        return root_url(self.settings)
 
     def start(self, timeout: float = 30.0) -> "LocalParty":
-        self.projections = ocpi_projections(self.settings, self.ocpi)
+        self.projections = ocpi_projections(self.settings)
         self.follower = Follower([*self.projections, *self.extra_projections]).start()
         return self.start_server(timeout)
 
     def start_server(self, timeout: float = 30.0) -> "LocalParty":
         """(Re)start the HTTP edge on its port; the projections keep running."""
-        config = uvicorn.Config(create_app(self.settings, self.ocpi, clock=self.clock), host=self.ocpi.host,
-                                port=self.ocpi.port, log_level="warning", lifespan="on",
+        s = self.settings
+        config = uvicorn.Config(create_app(s, clock=self.clock), host=s.ocpi_host, port=s.ocpi_port,
+                                log_level="warning", lifespan="on",
                                 timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"ocpi-{self.ocpi.platform_id}", daemon=True)
+        self.thread = threading.Thread(target=self.server.run, name=f"ocpi-{s.ocpi_platform_id}", daemon=True)
         self.thread.start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://{self.ocpi.host}:{self.ocpi.port}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"http://{s.ocpi_host}:{s.ocpi_port}/readyz", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError(f"OCPI party {self.ocpi.platform_id} did not become ready in {timeout}s")
+        raise RuntimeError(f"OCPI party {s.ocpi_platform_id} did not become ready in {timeout}s")
 
     def stop_server(self) -> None:
         """Stop the HTTP edge only (a partner outage); `start_server` brings it back on the same port."""

@@ -11,6 +11,11 @@ cached copy when we cannot be reached).
 false) - so an incremental pull (`date_from`) also sees a token that merely expired.  The SQL filter
 (`LAST_UPDATED_SQL`) computes the same expression; a test checks they agree.
 
+Plug & Charge contracts (a row the PnC enrolment issued: `pnc`, the uid is the eMAID): type OTHER (OCPI 2.2.1 has
+no eMAID type; a CPO speaking 2.3.0 may ask with EMAID, also accepted), whitelist ALLOWED_OFFLINE (a revoked
+contract must reach the CPO through real-time authorization; the cached copy only while we cannot be reached),
+and the decision is edges/pnc/roaming.py's (certificate status, token, fleet rules), not `decide` below.
+
 Decision (OCPI AllowedType), in this order: Blocked -> BLOCKED; Expired, or valid_until passed -> EXPIRED;
 Invalid or any other status -> NOT_ALLOWED; Accepted -> ALLOWED.  (NO_CREDIT needs an account balance check this
 edge does not make yet.)  A request for a type the token is not is the same as an unknown token: 2004.
@@ -45,6 +50,11 @@ class IdTokenRow:
     valid_until: datetime | None
     group_id: str | None
     updated_at: datetime
+    pnc: bool = False  # a Plug & Charge contract token (uid = eMAID)
+
+
+#: the TokenTypes a contract token answers to (2.2.1: OTHER; 2.3.0 added EMAID)
+CONTRACT_TYPES = ("OTHER", "EMAID")
 
 
 def ocpi_type(ocpp_type: str | None) -> str:
@@ -52,6 +62,8 @@ def ocpi_type(ocpp_type: str | None) -> str:
 
 
 def type_matches(row: IdTokenRow, requested: str) -> bool:
+    if row.pnc:
+        return requested.upper() in CONTRACT_TYPES
     return ocpi_type(row.type) == requested.upper()
 
 
@@ -67,11 +79,12 @@ def last_updated(row: IdTokenRow, now: datetime) -> datetime:
 
 def token_doc(row: IdTokenRow, *, country_code: str, party_id: str, issuer: str, now: datetime) -> dict[str, Any]:
     doc: dict[str, Any] = {"country_code": country_code, "party_id": party_id, "uid": row.uid,
-                           "type": ocpi_type(row.type), "contract_id": (row.contract_id or row.uid)[:36],
-                           "issuer": issuer[:64]}
+                           "type": "OTHER" if row.pnc else ocpi_type(row.type),
+                           "contract_id": (row.contract_id or row.uid)[:36], "issuer": issuer[:64]}
     if row.group_id:
         doc["group_id"] = row.group_id[:36]
-    doc.update(valid=row.status == "Accepted" and not expired(row, now), whitelist=WHITELIST,
+    doc.update(valid=row.status == "Accepted" and not expired(row, now),
+               whitelist="ALLOWED_OFFLINE" if row.pnc else WHITELIST,
                last_updated=ocpi_timestamp(last_updated(row, now)))
     return doc
 

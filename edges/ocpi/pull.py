@@ -151,7 +151,7 @@ async def pull(ctx: OcpiContext, p: Partner, module: str, *, date_from: datetime
             if v.ok and not p.speaks_for(cc, pid, OWNER_ROLES[module]):
                 errors.append(f"{cc}/{pid} is not a party of this connection")
             token_type = (obj.get("type") or "RFID") if module == "tokens" and isinstance(obj, dict) else None
-            rec = object_received(platform_id=ctx.ocpi.platform_id, partner_id=p.partner_id, module=module,
+            rec = object_received(platform_id=ctx.settings.ocpi_platform_id, partner_id=p.partner_id, module=module,
                                   method="PULL", country_code=cc, party_id=pid, object_id=oid, raw=raw,
                                   valid=not errors, errors=errors, warnings=v.warnings,
                                   token_type=token_type if isinstance(token_type, str) else None,

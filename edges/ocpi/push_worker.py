@@ -41,7 +41,6 @@ from chargeverse.kafka import EventProducer, base_config
 from chargeverse.settings import Settings
 from chargeverse.topics import OCPI_INBOUND, OCPI_OUTBOUND
 from edges.ocpi.client import PartnerError, call
-from edges.ocpi.config import OcpiSettings
 from edges.ocpi.context import token_box
 from edges.ocpi.outbound import Attempted, CircuitOpen, Lanes, Policy, retryable
 from edges.ocpi.store import partner as load_partner
@@ -66,7 +65,6 @@ def target_url(endpoint: str, method: str, rec: dict[str, Any]) -> str:
 @dataclass
 class PushWorker:
     settings: Settings
-    ocpi: OcpiSettings
     bootstrap: str | None = None
     #: (partner, module, object id, offset) of every push delivered, for tests and `cv` diagnostics (bounded)
     sent: list[tuple[str, str, str, int]] = field(default_factory=list)
@@ -78,10 +76,11 @@ class PushWorker:
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self.codec = default_codec()
-        self.box = token_box(self.settings, self.ocpi)
-        o = self.ocpi
-        self.policy = Policy(retries=o.outbound_retries, base=o.outbound_backoff, cap=o.outbound_backoff_cap,
-                             failure_threshold=o.breaker_failures, reset_after=o.breaker_reset_seconds)
+        self.box = token_box(self.settings)
+        o = self.settings
+        self.policy = Policy(retries=o.ocpi_outbound_retries, base=o.ocpi_outbound_backoff,
+                             cap=o.ocpi_outbound_backoff_cap, failure_threshold=o.ocpi_breaker_failures,
+                             reset_after=o.ocpi_breaker_reset_seconds)
         #: partner -> {(topic, partition): the first offset not delivered}
         self.blocked: dict[str, dict[tuple[str, int], int]] = {}
         #: partner -> the highest offset delivered or parked (pushes at or below it are not sent again)
@@ -99,17 +98,17 @@ class PushWorker:
 
     @property
     def source(self) -> str:
-        return f"ocpi-push:{self.ocpi.platform_id}"
+        return f"ocpi-push:{self.settings.ocpi_platform_id}"
 
     @property
     def group(self) -> str:
-        return f"ocpi-push-{self.ocpi.platform_id}"
+        return f"ocpi-push-{self.settings.ocpi_platform_id}"
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
 
     def start(self, timeout: float = 30.0) -> "PushWorker":
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True,
-                                        name=f"ocpi-push-{self.ocpi.platform_id}")
+                                        name=f"ocpi-push-{self.settings.ocpi_platform_id}")
         self._thread.start()
         if not self._ready.wait(timeout):
             raise RuntimeError("the OCPI push worker did not start")
@@ -123,9 +122,9 @@ class PushWorker:
     async def _main(self) -> None:
         dsn = self.settings.postgres_dsn.get_secret_value()
         self.pool = AsyncConnectionPool(dsn, min_size=1, max_size=4, open=False,
-                                        kwargs={"options": f"-c search_path={self.ocpi.schema_name},public"})
+                                        kwargs={"options": f"-c search_path={self.settings.ocpi_schema_name},public"})
         await self.pool.open(wait=True, timeout=30)
-        self.http = httpx.AsyncClient(timeout=self.ocpi.http_timeout, follow_redirects=False)
+        self.http = httpx.AsyncClient(timeout=self.settings.ocpi_http_timeout, follow_redirects=False)
         self.producer = EventProducer(self.bootstrap)
         self.lanes = Lanes(self.policy)
         loop = asyncio.get_running_loop()
@@ -149,7 +148,7 @@ class PushWorker:
                         etype, rec = self.codec.decode(m.value())
                     except DecodeError:
                         continue  # the projections' dead-letter path records it; nothing to push
-                    if etype == EVENT and rec.get("platform_id") == self.ocpi.platform_id:
+                    if etype == EVENT and rec.get("platform_id") == self.settings.ocpi_platform_id:
                         self._consider(tp, m.offset(), rec)
                 await asyncio.sleep(0)
                 if time.monotonic() - tick >= 0.1:
@@ -265,7 +264,7 @@ class PushWorker:
             rec.get("to_party_id") else p.first_party("EMSP")
         return await call(self.http, rec["method"], target_url(url, rec["method"], rec), token, plain=p.plain_token,
                           body=rec["body"], correlation_id=rec.get("correlation_id"),
-                          sender=(self.ocpi.country_code, self.ocpi.party_id), receiver=receiver)
+                          sender=(self.settings.ocpi_country_code, self.settings.ocpi_party_id), receiver=receiver)
 
     async def _finished(self, tp: tuple[str, int], offset: int, rec: dict[str, Any], got: Attempted) -> None:
         pid, err = rec["partner_id"], got.error
@@ -295,7 +294,7 @@ class PushWorker:
 
     async def _park(self, rec: dict[str, Any], got: Attempted) -> None:
         err = got.error
-        out = derive(rec, tag="push-parked", source=self.source, platform_id=self.ocpi.platform_id,
+        out = derive(rec, tag="push-parked", source=self.source, platform_id=self.settings.ocpi_platform_id,
                      partner_id=rec["partner_id"], push_event_id=rec["event_id"], module=rec["module"],
                      method=rec["method"], object_id=rec["object_id"],
                      http_status=getattr(err, "http_status", None), ocpi_status=getattr(err, "status", None),
@@ -323,10 +322,8 @@ def run() -> None:
     import signal
 
     from chargeverse.settings import get_settings
-    from edges.ocpi.config import get_ocpi_settings
-
     logging.basicConfig(level=logging.INFO)
-    w = PushWorker(get_settings(), get_ocpi_settings()).start()
+    w = PushWorker(get_settings()).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

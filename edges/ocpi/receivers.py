@@ -24,6 +24,7 @@ from fastapi.responses import Response
 
 from edges.ocpi import VERSION
 from edges.ocpi.auth import Caller, ctx_of, module_caller
+from edges.ocpi.config import root_url
 from edges.ocpi.context import OBJECTS, OcpiContext
 from edges.ocpi.events import object_key, object_received
 from edges.ocpi.headers import CORRELATION_ID, REQUEST_ID, new_id
@@ -121,7 +122,7 @@ async def _push(request: Request, caller: Caller, *, module: str, method: str, c
             errors.append(problem[1])
             status, http_status = problem[0], 404
     rec = object_received(
-        platform_id=ctx.ocpi.platform_id, partner_id=caller.partner.partner_id, module=module, method=method,
+        platform_id=ctx.settings.ocpi_platform_id, partner_id=caller.partner.partner_id, module=module, method=method,
         country_code=cc, party_id=pid, object_id=oid, raw=raw, valid=not errors, errors=errors, warnings=warnings,
         evse_uid=evse_uid, connector_id=connector_id, token_type=token_type.upper() if token_type else None,
         request_id=request.headers.get(REQUEST_ID), sender=caller.route.sender, source=ctx.source,
@@ -254,8 +255,9 @@ async def post_cdr(request: Request, caller: Caller = Depends(module_caller)) ->
         problem = "a CDR needs country_code, party_id and id"
     if problem is not None:  # on the log all the same (no object to key it by: keyed by the connection)
         rec = object_received(
-            platform_id=ctx.ocpi.platform_id, partner_id=caller.partner.partner_id, module="cdrs", method="POST",
-            country_code="", party_id="", object_id="", raw=raw.decode("utf-8", errors="replace"), valid=False,
+            platform_id=ctx.settings.ocpi_platform_id, partner_id=caller.partner.partner_id, module="cdrs",
+            method="POST", country_code="", party_id="", object_id="", raw=raw.decode("utf-8", errors="replace"),
+            valid=False,
             errors=[problem], request_id=request.headers.get(REQUEST_ID), sender=caller.route.sender,
             source=ctx.source, correlation_id=request.headers.get(CORRELATION_ID) or new_id())
         await ctx.publish(object_key(caller.partner.partner_id, "cdrs", "", "", ""), "OcpiObjectReceived", rec)
@@ -273,7 +275,7 @@ async def post_cdr(request: Request, caller: Caller = Depends(module_caller)) ->
 
 
 def _cdr_url(ctx: OcpiContext, cc: str, pid: str, cdr_id: str) -> str:
-    return f"{ctx.ocpi.root_url}/emsp/{VERSION}/cdrs/{cc}/{pid}/{cdr_id}"
+    return f"{root_url(ctx.settings)}/emsp/{VERSION}/cdrs/{cc}/{pid}/{cdr_id}"
 
 
 @emsp.get("/cdrs/{country_code}/{party_id}/{cdr_id}")

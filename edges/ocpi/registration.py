@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 
 from edges.ocpi.client import PartnerError, call, endpoint_of, fetch_endpoints
+from edges.ocpi.config import parties, versions_url
 from edges.ocpi.context import PARTNERS, OcpiContext
 from edges.ocpi.credtokens import new_token, token_hash
 from edges.ocpi.events import deleted, exchanged, our_credentials, partner_key, token_issued
@@ -40,43 +41,44 @@ async def _load(ctx: OcpiContext, partner_id: str) -> Partner:
 
 async def _issue_b(ctx: OcpiContext, p: Partner, correlation: str) -> str:
     token_b = new_token()
-    rec = token_issued(platform_id=ctx.ocpi.platform_id, partner_id=p.partner_id, token_hash=token_hash(token_b),
-                       kind="B", source=ctx.source, correlation_id=correlation)
+    rec = token_issued(platform_id=ctx.settings.ocpi_platform_id, partner_id=p.partner_id,
+                       token_hash=token_hash(token_b), kind="B", source=ctx.source, correlation_id=correlation)
     await ctx.publish_and_wait(partner_key(p.partner_id), "OcpiTokenIssued", rec, PARTNERS)
     return token_b
 
 
 async def _exchange(ctx: OcpiContext, p: Partner, method: str, their_token: str, correlation: str) -> Partner:
     event_type = "OcpiPartnerRegistered" if method == "POST" else "OcpiCredentialsRotated"
-    versions_url = p.their_versions_url
-    if not versions_url:
+    their_url = p.their_versions_url
+    if not their_url:
         raise RegistrationError(f"partner {p.partner_id} has no versions URL")
     try:
-        version, endpoints = await fetch_endpoints(ctx.http, versions_url, their_token, plain=p.plain_token,
+        version, endpoints = await fetch_endpoints(ctx.http, their_url, their_token, plain=p.plain_token,
                                                    correlation_id=correlation)
         url = endpoint_of(endpoints, "credentials")
         if url is None:
             raise RegistrationError(f"partner {p.partner_id} offers no credentials endpoint")
         token_b = await _issue_b(ctx, p, correlation)
-        ours = our_credentials(token_b, ctx.ocpi.versions_url, ctx.ocpi.parties(), ctx.ocpi.website)
+        o = ctx.settings
+        ours = our_credentials(token_b, versions_url(o), parties(o), o.ocpi_website)
         ans = await call(ctx.http, method, url, their_token, plain=p.plain_token, body=ours,
-                         correlation_id=correlation, timeout=ctx.ocpi.http_timeout + ctx.ocpi.apply_timeout)
+                         correlation_id=correlation, timeout=o.ocpi_http_timeout + o.ocpi_apply_timeout)
     except PartnerError as exc:
         raise RegistrationError(f"{method} credentials to {p.partner_id} failed: {exc}") from exc
     v = check("credentials", ans.data)
     if not v.ok:
         raise RegistrationError(f"{p.partner_id} answered unreadable credentials: {v.message()}")
     theirs = ans.data
-    if theirs["url"] != versions_url:  # they moved: their endpoints are those of the new versions URL
+    if theirs["url"] != their_url:  # they moved: their endpoints are those of the new versions URL
         try:
             version, endpoints = await fetch_endpoints(ctx.http, theirs["url"], theirs["token"],
                                                        plain=p.plain_token, correlation_id=correlation)
         except PartnerError as exc:
             raise RegistrationError(f"{p.partner_id}: their new versions URL fails: {exc}") from exc
-    rec = exchanged(event_type, platform_id=ctx.ocpi.platform_id, partner_id=p.partner_id, initiated_by="US",
+    rec = exchanged(event_type, platform_id=ctx.settings.ocpi_platform_id, partner_id=p.partner_id, initiated_by="US",
                     our_token_hash=token_hash(token_b), their_token_sealed=ctx.box.seal(theirs["token"], p.partner_id),
                     their_versions_url=theirs["url"], version=version, endpoints=endpoints, credentials=theirs,
-                    grace_seconds=ctx.ocpi.token_grace_seconds, source=ctx.source, correlation_id=correlation)
+                    grace_seconds=ctx.settings.ocpi_token_grace_seconds, source=ctx.source, correlation_id=correlation)
     await ctx.publish_and_wait(partner_key(p.partner_id), event_type, rec, PARTNERS)
     log.info("partner %s: %s by us", p.partner_id, event_type)
     return await _load(ctx, p.partner_id)
@@ -113,6 +115,6 @@ async def unregister_from(ctx: OcpiContext, partner_id: str, *, force: bool = Fa
             if not force:
                 raise RegistrationError(f"DELETE credentials at {partner_id} failed: {exc}") from exc
             log.warning("partner %s: DELETE failed (%s); deleting here anyway (force)", partner_id, exc)
-    rec = deleted(platform_id=ctx.ocpi.platform_id, partner_id=partner_id, initiated_by="US",
+    rec = deleted(platform_id=ctx.settings.ocpi_platform_id, partner_id=partner_id, initiated_by="US",
                   reason=reason or "unregistered by an operator", source=ctx.source, correlation_id=correlation)
     await ctx.publish_and_wait(partner_key(partner_id), "OcpiPartnerDeleted", rec, PARTNERS)

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 
 from edges.ocpi import VERSION
 from edges.ocpi.auth import Caller, ctx_of, module_caller
+from edges.ocpi.config import root_url
 from edges.ocpi.context import OcpiContext
 from edges.ocpi.cpo_locations import ConnectorRow, StationRow, location_doc
 from edges.ocpi.paging import PageRequest, page_headers, parse_page
@@ -41,9 +42,9 @@ async def _locations(ctx: OcpiContext, where: str, args: list[Any], order_limit:
         conns: dict[str, list[ConnectorRow]] = {}
         for r in await cur.fetchall():
             conns.setdefault(r[0], []).append(ConnectorRow(*r[1:]))
-    o = ctx.ocpi
-    return [location_doc(s, conns.get(s.station_id, []), country_code=o.country_code, party_id=o.party_id,
-                         country=o.location_country, time_zone=o.location_time_zone) for s in stations]
+    o = ctx.settings
+    return [location_doc(s, conns.get(s.station_id, []), country_code=o.ocpi_country_code, party_id=o.ocpi_party_id,
+                         country=o.ocpi_location_country, time_zone=o.ocpi_location_time_zone) for s in stations]
 
 
 def _filters(page: PageRequest) -> tuple[str, list[Any]]:
@@ -60,7 +61,7 @@ def _filters(page: PageRequest) -> tuple[str, list[Any]]:
 @router.get("/locations", summary="Our Locations, paged (date_from inclusive, date_to exclusive)")
 async def list_locations(request: Request, _: Caller = Depends(module_caller)) -> Response:
     ctx = ctx_of(request)
-    page = parse_page(request.query_params, ctx.ocpi.page_limit)
+    page = parse_page(request.query_params, ctx.settings.ocpi_page_limit)
     where, args = _filters(page)
     async with ctx.pool.connection() as conn:
         cur = await conn.execute(f"SELECT count(*) FROM stations s WHERE s.own {where}", args)
@@ -68,8 +69,8 @@ async def list_locations(request: Request, _: Caller = Depends(module_caller)) -
     docs = await _locations(ctx, where, [*args, page.limit, page.offset],
                             "ORDER BY s.updated_at, s.station_id LIMIT %s OFFSET %s")
     body = envelope_raw("[" + ",".join(json.dumps(d, separators=(",", ":")) for d in docs) + "]")
-    headers = page_headers(f"{ctx.ocpi.root_url}/cpo/{VERSION}/locations", page, total, len(docs),
-                           ctx.ocpi.page_limit)
+    headers = page_headers(f"{root_url(ctx.settings)}/cpo/{VERSION}/locations", page, total, len(docs),
+                           ctx.settings.ocpi_page_limit)
     return Response(body, media_type="application/json", headers=headers)
 
 

@@ -75,8 +75,8 @@ class PostgresLookups:
 
 def build(dsn: str, schema: str = "public", producer: EventProducer | None = None, *,
           ocpi_schema: str | None = None, policy: Policy | None = None) -> StatefulProcessor:
-    """The processor.  `ocpi_schema`: where the OCPI projections write (OcpiSettings.schema_name; default:
-    `schema`).  `policy`: platform id (OcpiSettings.platform_id), VAT country, discrepancy threshold, fee."""
+    """The processor.  `ocpi_schema`: where the OCPI projections write (Settings.ocpi_schema_name; default:
+    `schema`).  `policy`: platform id (Settings.ocpi_platform_id), VAT country, discrepancy threshold, fee."""
     pol = policy or Policy()
     pg = PostgresLookups(dsn, schema, ocpi_schema or schema)
     lookups = Lookups(tariff_of=pg.tariff_of, payer_of=pg.payer_of, time_zone_of=pg.time_zone_of)

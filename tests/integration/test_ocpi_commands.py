@@ -82,15 +82,15 @@ def _register(x: LocalParty, y: LocalParty) -> None:
 
 def their_token(p: LocalParty, partner_id: str) -> str:
     with psycopg.connect(p.settings.postgres_dsn.get_secret_value(),
-                         options=f"-c search_path={p.ocpi.schema_name},public") as conn:
+                         options=f"-c search_path={p.settings.ocpi_schema_name},public") as conn:
         sealed = conn.execute("SELECT their_token_sealed FROM ocpi_partners WHERE partner_id = %s",
                               (partner_id,)).fetchone()[0]
-    return token_box(p.settings, p.ocpi).open(sealed, partner_id)
+    return token_box(p.settings).open(sealed, partner_id)
 
 
 def _q(p: LocalParty, sql: str, *args: object) -> list[tuple]:
     with psycopg.connect(p.settings.postgres_dsn.get_secret_value(),
-                         options=f"-c search_path={p.ocpi.schema_name},public") as conn:
+                         options=f"-c search_path={p.settings.ocpi_schema_name},public") as conn:
         return conn.execute(sql, args).fetchall()
 
 
@@ -125,7 +125,7 @@ def test_real_time_authorization_and_tokens_list(pair) -> None:  # noqa: ANN001
     assert r.status_code == 200 and r.json()["status_code"] == 2001
     # every decision is on the log, as answered
     told = {(rec["token_uid"], rec["token_type"]): rec for _, rec in events(
-        "ocpi.inbound", lambda t, r: t == "OcpiTokenAuthorized" and r["platform_id"] == x.ocpi.platform_id)}
+        "ocpi.inbound", lambda t, r: t == "OcpiTokenAuthorized" and r["platform_id"] == x.settings.ocpi_platform_id)}
     assert told[(good, "RFID")]["allowed"] == "ALLOWED" and told[(good, "APP_USER")]["allowed"] == "UNKNOWN_TOKEN"
     assert told[(blocked, "RFID")]["allowed"] == "BLOCKED"
     assert told[(f"NOPE{u}", "RFID")]["answer"] is None
@@ -153,7 +153,7 @@ def _station(y: LocalParty, u: str) -> str:
 
 def _outcomes(x: LocalParty, command_id: str) -> dict[str, dict]:
     return {rec["stage"]: rec for _, rec in events(
-        "ocpi.inbound", lambda t, r: t == "OcpiCommandOutcome" and r["platform_id"] == x.ocpi.platform_id
+        "ocpi.inbound", lambda t, r: t == "OcpiCommandOutcome" and r["platform_id"] == x.settings.ocpi_platform_id
         and r["command_id"] == command_id)}
 
 
@@ -171,7 +171,7 @@ def test_start_session_round_trip_and_timeout(pair) -> None:  # noqa: ANN001
     cid = f"cmd-{u}"
     p = EventProducer()
     p.publish_sync("ocpi.outbound", "y", "OcpiCommandSend", command_send(
-        platform_id=x.ocpi.platform_id, partner_id="y", command_id=cid, command="START_SESSION",
+        platform_id=x.settings.ocpi_platform_id, partner_id="y", command_id=cid, command="START_SESSION",
         request={"token": token, "location_id": sid, "evse_uid": f"{sid}-1", "connector_id": "1"},
         requested_by="driver-1", source="test"))
 
@@ -181,7 +181,7 @@ def test_start_session_round_trip_and_timeout(pair) -> None:  # noqa: ANN001
                                      and r["charge_point_id"] == sid)]
     req = wait_for("the OCPP command", ocpp_requested)[0]
     r.set(f"cv:ocpp:cmd:{req['command_id']}", "test-edge", nx=True, ex=120)
-    assert req["action"] == "RemoteStartTransaction" and req["requested_by"] == f"ocpi:{y.ocpi.platform_id}:x"
+    assert req["action"] == "RemoteStartTransaction" and req["requested_by"] == f"ocpi:{y.settings.ocpi_platform_id}:x"
     assert json.loads(req["payload"]) == {"idTag": token["uid"], "connectorId": 1}
     received = [r for _, r in events("ocpi.inbound", lambda t, r: t == "OcpiCommandReceived"
                                      and r["ocpp_command_id"] == req["command_id"])][0]
@@ -199,14 +199,14 @@ def test_start_session_round_trip_and_timeout(pair) -> None:  # noqa: ANN001
     result = wait_for("X's RESULT", lambda: _outcomes(x, cid).get("RESULT"))
     assert result["result"] == "ACCEPTED" and result["partner_id"] == "y"
     sent = wait_for("Y's RESULT_SENT", lambda: {r["stage"]: r for _, r in events(
-        "ocpi.inbound", lambda t, r: t == "OcpiCommandOutcome" and r["platform_id"] == y.ocpi.platform_id
+        "ocpi.inbound", lambda t, r: t == "OcpiCommandOutcome" and r["platform_id"] == y.settings.ocpi_platform_id
         and r["command_id"] == req["command_id"])}.get("RESULT_SENT"))
     assert sent["result"] == "ACCEPTED" and sent["http_status"] == 200
 
     # a command whose result never comes: TIMEOUT after Y's timeout (3 s) plus X's grace, and no result
     cid2 = f"cmd2-{u}"
     p.publish_sync("ocpi.outbound", "y", "OcpiCommandSend", command_send(
-        platform_id=x.ocpi.platform_id, partner_id="y", command_id=cid2, command="UNLOCK_CONNECTOR",
+        platform_id=x.settings.ocpi_platform_id, partner_id="y", command_id=cid2, command="UNLOCK_CONNECTOR",
         request={"location_id": sid, "evse_uid": f"{sid}-1", "connector_id": "1"}, requested_by="driver-1",
         source="test"))
     timed_out = wait_for("X's TIMEOUT", lambda: _outcomes(x, cid2).get("TIMEOUT"), timeout=20)
@@ -215,12 +215,12 @@ def test_start_session_round_trip_and_timeout(pair) -> None:  # noqa: ANN001
     # refused on Y (unknown location): REJECTED in the response, nothing for any charger, no timeout later
     cid3 = f"cmd3-{u}"
     p.publish_sync("ocpi.outbound", "y", "OcpiCommandSend", command_send(
-        platform_id=x.ocpi.platform_id, partner_id="y", command_id=cid3, command="START_SESSION",
+        platform_id=x.settings.ocpi_platform_id, partner_id="y", command_id=cid3, command="START_SESSION",
         request={"token": token, "location_id": f"NOWHERE{u}"}, requested_by="driver-1", source="test"))
     # an expired request is never sent
     cid4 = f"cmd4-{u}"
     p.publish_sync("ocpi.outbound", "y", "OcpiCommandSend", command_send(
-        platform_id=x.ocpi.platform_id, partner_id="y", command_id=cid4, command="STOP_SESSION",
+        platform_id=x.settings.ocpi_platform_id, partner_id="y", command_id=cid4, command="STOP_SESSION",
         request={"session_id": "s"}, requested_by="driver-1", source="test", expires_in=timedelta(seconds=-1)))
     p.close()
     rej = wait_for("X's RESPONSE (rejected)", lambda: _outcomes(x, cid3).get("RESPONSE"))

@@ -54,9 +54,9 @@ def admin(p: LocalParty) -> httpx.Client:
 
 def their_token(p: LocalParty, partner_id: str) -> str:
     """The token `p` holds to call `partner_id` (opened from p's projection: tests may, the log may not)."""
-    sealed = _q(p.settings.postgres_dsn.get_secret_value(), p.ocpi.schema_name,
+    sealed = _q(p.settings.postgres_dsn.get_secret_value(), p.settings.ocpi_schema_name,
                 "SELECT their_token_sealed FROM ocpi_partners WHERE partner_id = %s", partner_id)[0][0]
-    return token_box(p.settings, p.ocpi).open(sealed, partner_id)
+    return token_box(p.settings).open(sealed, partner_id)
 
 
 def _q(dsn: str, schema: str, sql: str, *args: object) -> list[tuple]:
@@ -75,16 +75,17 @@ def world(settings, topics):  # noqa: ANN001, ANN201
                         roles="CPO", name="Y charging", page_limit=50, outbound_retries=1, outbound_backoff=0.05,
                         outbound_backoff_cap=0.1, breaker_failures=2, breaker_reset_seconds=0.5, http_timeout=5)
     mongo = OcpiLocationsMongoProjection(settings.mongo_url.get_secret_value(), settings.mongo_db, f"cx{u}_",
-                                         platform_id=x.ocpi.platform_id)
-    x.extra_projections = [StationsProjection(dsn, xs), RoamedSessionsProjection(dsn, xs, x.ocpi.platform_id),
-                           build_directory(dsn, xs, policy=DirectoryPolicy(platform_id=x.ocpi.platform_id)), mongo]
+                                         platform_id=x.settings.ocpi_platform_id)
+    xp = x.settings.ocpi_platform_id
+    x.extra_projections = [StationsProjection(dsn, xs), RoamedSessionsProjection(dsn, xs, xp),
+                           build_directory(dsn, xs, policy=DirectoryPolicy(platform_id=xp)), mongo]
     y.extra_projections = [StationsProjection(dsn, ys), SessionsProjection(dsn, ys), BillingProjection(dsn, ys),
                            StationTariffsProjection(dsn, ys),
                            build_push(dsn, ys, ocpi_schema=ys, policy=PushPolicy(
-                               platform_id=y.ocpi.platform_id, country_code="NL", party_id="CPY"))]
+                               platform_id=y.settings.ocpi_platform_id, country_code="NL", party_id="CPY"))]
     x.start()
     y.start()
-    worker = PushWorker(settings, y.ocpi).start()
+    worker = PushWorker(y.settings).start()
     try:
         yield x, y, worker, mongo, u
     finally:
@@ -134,7 +135,7 @@ def _api_search(settings, schema: str, near: str) -> list[dict]:  # noqa: ANN001
 def test_pushes_to_an_emsp_directory_search_and_recovery_after_an_outage(world, settings) -> None:  # noqa: ANN001
     x, y, worker, mongo, u = world
     dsn = settings.postgres_dsn.get_secret_value()
-    xs, ys = x.ocpi.schema_name, y.ocpi.schema_name
+    xs, ys = x.settings.ocpi_schema_name, y.settings.ocpi_schema_name
     _register(x, y)
 
     # X gives Y one of its drivers' tokens (X -> Y Tokens receiver, CPO role)
@@ -255,9 +256,9 @@ def test_pushes_to_an_emsp_directory_search_and_recovery_after_an_outage(world, 
     from projections.replay import replay
 
     live_sessions = next(pr for pr in x.extra_projections if isinstance(pr, RoamedSessionsProjection))
-    rebuilt = [(live_sessions, RoamedSessionsProjection(dsn, f"{xs}_rb", x.ocpi.platform_id)),
+    rebuilt = [(live_sessions, RoamedSessionsProjection(dsn, f"{xs}_rb", x.settings.ocpi_platform_id)),
                (mongo, OcpiLocationsMongoProjection(settings.mongo_url.get_secret_value(), settings.mongo_db,
-                                                    f"cx{u}rb_", platform_id=x.ocpi.platform_id))]
+                                                    f"cx{u}rb_", platform_id=x.settings.ocpi_platform_id))]
     for live, fresh in rebuilt:
         assert replay(fresh).applied > 0
         wait_for(f"{fresh.name} rebuilt identical", lambda: fresh.checksum() == live.checksum(), 10)
@@ -288,7 +289,7 @@ def test_pushes_to_an_emsp_directory_search_and_recovery_after_an_outage(world, 
 
 def test_hub_client_info_both_interfaces(world) -> None:  # noqa: ANN001
     x, y, _, _, _ = world
-    if not _q(x.settings.postgres_dsn.get_secret_value(), x.ocpi.schema_name,
+    if not _q(x.settings.postgres_dsn.get_secret_value(), x.settings.ocpi_schema_name,
               "SELECT 1 FROM ocpi_partners WHERE partner_id = 'y' AND state = 'REGISTERED'"):
         _register(x, y)  # when run alone
     c = their_token(x, "y")

@@ -62,16 +62,16 @@ def connect(party: LocalParty, partner_id: str, roles: list[tuple[str, str, str]
             endpoints: list[dict[str, str]] | None = None) -> Partner:
     """A registered partner, made by publishing its onboarding and registration (the test holds its token)."""
     token = new_token()
-    o, box = party.ocpi, token_box(party.settings, party.ocpi)
+    o, box = party.settings, token_box(party.settings)
     creds = {"token": "their-token", "url": "http://127.0.0.1:9/ocpi/versions",
              "roles": [{"role": r, "country_code": cc, "party_id": pid, "business_details": {"name": pid}}
                        for r, cc, pid in roles]}
     producer = EventProducer()
     producer.publish_sync("ocpi.inbound", partner_id, "OcpiPartnerOnboarded", onboarded(
-        platform_id=o.platform_id, partner_id=partner_id, name=partner_id, source="test", correlation_id="t",
+        platform_id=o.ocpi_platform_id, partner_id=partner_id, name=partner_id, source="test", correlation_id="t",
         plain_token=plain))
     producer.publish_sync("ocpi.inbound", partner_id, "OcpiPartnerRegistered", exchanged(
-        "OcpiPartnerRegistered", platform_id=o.platform_id, partner_id=partner_id, initiated_by="PARTNER",
+        "OcpiPartnerRegistered", platform_id=o.ocpi_platform_id, partner_id=partner_id, initiated_by="PARTNER",
         our_token_hash=token_hash(token), their_token_sealed=box.seal("their-token", partner_id),
         their_versions_url=creds["url"], version="2.2.1",
         endpoints=endpoints or [{"identifier": "locations", "role": "SENDER", "url": "http://127.0.0.1:9/l"}],
@@ -193,7 +193,7 @@ def test_location_push_examples_evse_put_and_patches(hub) -> None:  # noqa: ANN0
     assert served(hub.get(f"{base}/3256"))["status"] == "REMOVED"
     # the warnings of the non-conforming EVSE example rode along on its event
     evs = events("ocpi.inbound", lambda t, r: t == "OcpiObjectReceived" and r["partner_id"] == "hub"
-                 and r["platform_id"] == hub.party.ocpi.platform_id and r["evse_uid"] == "3256"
+                 and r["platform_id"] == hub.party.settings.ocpi_platform_id and r["evse_uid"] == "3256"
                  and r["method"] == "PUT")
     assert evs and any("power_type" in w for w in evs[-1][1]["warnings"])
 
@@ -327,7 +327,7 @@ def test_invalid_json_and_schema_errors_are_2001_and_keep_the_previous_good_data
     assert served(hub.get(url)) == good  # nothing half-applied
     # ... and every refused push is on the log, verbatim, marked invalid
     evs = events("ocpi.inbound", lambda t, r: t == "OcpiObjectReceived" and r["object_id"] == "GOOD-1"
-                 and r["platform_id"] == hub.party.ocpi.platform_id)
+                 and r["platform_id"] == hub.party.settings.ocpi_platform_id)
     assert [r["valid"] for _, r in evs] == [True, False, False, False, False, False]
     assert evs[1][1]["raw"] == '{"id": "GOOD-1", '
 
@@ -377,7 +377,7 @@ def test_tnm_cannot_claim_another_party_in_routing_headers(tnm) -> None:  # noqa
 
 
 def test_the_locations_sender_caps_the_limit_and_links_every_page(party, hub) -> None:  # noqa: ANN001
-    u = party.ocpi.platform_id
+    u = party.settings.ocpi_platform_id
     producer = EventProducer()
     ids = [f"S{u}-{i}" for i in range(4)]
     for i, sid in enumerate(ids):
@@ -387,7 +387,7 @@ def test_the_locations_sender_caps_the_limit_and_links_every_page(party, hub) ->
     dsn = party.settings.postgres_dsn.get_secret_value()
 
     def projected() -> bool:
-        with psycopg.connect(dsn, options=f"-c search_path={party.ocpi.schema_name},public") as c:
+        with psycopg.connect(dsn, options=f"-c search_path={party.settings.ocpi_schema_name},public") as c:
             return c.execute("SELECT count(*) FROM stations WHERE station_id = ANY(%s)", (ids,)).fetchone()[0] == 4
 
     wait_for("stations projected", projected)
@@ -415,11 +415,11 @@ def test_the_locations_sender_caps_the_limit_and_links_every_page(party, hub) ->
 
 def test_replay_into_an_empty_schema_rebuilds_the_same_objects(party, hub) -> None:  # noqa: ANN001
     # its own connection: the follower's projection object is busy in the follower thread
-    live = OcpiObjectsProjection(party.settings.postgres_dsn.get_secret_value(), party.ocpi.schema_name,
-                                 party.ocpi.platform_id)
+    live = OcpiObjectsProjection(party.settings.postgres_dsn.get_secret_value(), party.settings.ocpi_schema_name,
+                                 party.settings.ocpi_platform_id)
     wait_for("the follower to be idle", lambda: live.offsets() and _caught_up(live))
     copy_ = OcpiObjectsProjection(party.settings.postgres_dsn.get_secret_value(),
-                                  f"{party.ocpi.schema_name}_rb", party.ocpi.platform_id)
+                                  f"{party.settings.ocpi_schema_name}_rb", party.settings.ocpi_platform_id)
     try:
         stats = replay(copy_)
         assert stats.applied > 0
@@ -513,7 +513,7 @@ def test_a_pull_with_garbage_keeps_the_previous_good_data(party) -> None:  # noq
         r = adm.post("/partners/grb/pull/locations")
         assert r.json() == {"pages": 3, "objects": 5, "invalid": 3, "total": 5}, r.text
         dsn = party.settings.postgres_dsn.get_secret_value()
-        with psycopg.connect(dsn, options=f"-c search_path={party.ocpi.schema_name},public") as c:
+        with psycopg.connect(dsn, options=f"-c search_path={party.settings.ocpi_schema_name},public") as c:
             rows = {i: loads(d) for i, d in c.execute("SELECT id, doc FROM ocpi_locations WHERE partner_id = 'grb'")}
         assert sorted(rows) == ["G1", "G2", "G3"]  # nothing of the foreign party, nothing of the non-object
         assert rows["G1"] == loc(1)  # the garbage did not replace the good G1

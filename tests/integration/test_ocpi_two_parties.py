@@ -70,10 +70,10 @@ def admin(p: LocalParty) -> httpx.Client:
 def their_token(p: LocalParty, partner_id: str) -> str:
     """The token `p` holds to call `partner_id` (opened from p's projection: tests may, the log may not)."""
     with psycopg.connect(p.settings.postgres_dsn.get_secret_value(),
-                         options=f"-c search_path={p.ocpi.schema_name},public") as conn:
+                         options=f"-c search_path={p.settings.ocpi_schema_name},public") as conn:
         sealed = conn.execute("SELECT their_token_sealed FROM ocpi_partners WHERE partner_id = %s",
                               (partner_id,)).fetchone()[0]
-    return token_box(p.settings, p.ocpi).open(sealed, partner_id)
+    return token_box(p.settings).open(sealed, partner_id)
 
 
 def works(p: LocalParty, token: str) -> bool:
@@ -88,7 +88,7 @@ def works(p: LocalParty, token: str) -> bool:
 
 def _q(p: LocalParty, sql: str, *args: object) -> list[tuple]:
     with psycopg.connect(p.settings.postgres_dsn.get_secret_value(),
-                         options=f"-c search_path={p.ocpi.schema_name},public") as conn:
+                         options=f"-c search_path={p.settings.ocpi_schema_name},public") as conn:
         return conn.execute(sql, args).fetchall()
 
 

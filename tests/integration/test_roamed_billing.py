@@ -97,7 +97,7 @@ def test_partner_cdrs_are_posted_reported_or_reviewed(world, settings) -> None: 
                                                                           "incl_vat": Decimal("9.90")}))), 201)
     ok(hub.post("/emsp/2.2.1/cdrs", dumps(_cdr(good, uid, fair))))  # the partner retries: an identical re-send
 
-    proc = build(dsn, schema, ocpi_schema=schema, policy=Policy(platform_id=party.ocpi.platform_id))
+    proc = build(dsn, schema, ocpi_schema=schema, policy=Policy(platform_id=party.settings.ocpi_platform_id))
     try:
         replay(proc, from_start=False)
         replay(proc, from_start=False)  # nothing new: nothing happens

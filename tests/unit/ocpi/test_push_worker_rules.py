@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 from pydantic import SecretStr
 
 from chargeverse.settings import Settings
-from edges.ocpi.config import OcpiSettings
 from edges.ocpi.outbound import Attempted, CircuitOpen
 from edges.ocpi.push_worker import PushWorker, target_url
 
@@ -17,8 +16,8 @@ TP = ("ocpi.outbound", 3)
 
 
 def _worker() -> PushWorker:
-    return PushWorker(Settings(), OcpiSettings(platform_id="t", breaker_reset_seconds=0.01,
-                                               secret_key=SecretStr("k" * 32)))
+    return PushWorker(Settings(ocpi_platform_id="t", ocpi_breaker_reset_seconds=0.01,
+                               ocpi_secret_key=SecretStr("k" * 32)))
 
 
 def _rec(partner: str = "x", module: str = "locations") -> dict:
