@@ -13,6 +13,11 @@
   row (per uid and station), so a member who just went over budget is refused within `ttl` seconds, and a
   session already running is never cut off (the budget is checked when a charge starts, so the last session of
   the month may overshoot it).
+- Tokens of roaming partners (eMSPs) come from the OCPI Tokens receiver's projection (`ocpi_tokens`, in the
+  OCPI schema, registered partners only) when no own token has the uid: a valid token the eMSP lets us
+  whitelist (ALWAYS, ALLOWED, ALLOWED_OFFLINE) is Accepted here; `valid: false` is Blocked; NEVER ("always ask
+  the eMSP in real time") is Invalid, because this edge does not make real-time OCPI calls yet.  The session is
+  then billed to that partner (streams/billing/partner.py).
 - 1.6 transaction ids come from the Postgres sequence `ocpp_transaction_ids`: unique across every edge instance
   (a random number is not), never reused (gaps are fine), and within the int32 range 1.6 chargers store.
 """
@@ -20,12 +25,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterable, Sequence
 
+from psycopg import sql
+from psycopg.errors import UndefinedTable
 from psycopg_pool import AsyncConnectionPool
 
 from edges.ocpp.context import TokenRecord
@@ -85,10 +93,32 @@ async def fleet_rules(conn: object, account_ids: Sequence[str]) -> dict[str, lis
     return out
 
 
+#: OCPI whitelist values that let the CPO accept the token without asking the eMSP (OCPI 2.2.1 WhitelistType)
+LOCAL_WHITELISTS = frozenset({"ALWAYS", "ALLOWED", "ALLOWED_OFFLINE"})
+
+
+def partner_token_record(uid: str, valid: bool | None, doc: str | dict | None) -> TokenRecord:
+    """How a roaming partner's Token (as the eMSP pushed it to us) answers at our charger.  Pure.
+    The presented type is not compared (OCPI's RFID/APP_USER/... are not OCPP's idToken types)."""
+    try:
+        token = json.loads(doc) if isinstance(doc, str) else dict(doc or {})
+    except ValueError:
+        token = {}
+    if valid is False or token.get("valid") is False:
+        status = "Blocked"
+    elif token.get("whitelist") in LOCAL_WHITELISTS:
+        status = "Accepted"
+    else:
+        status = "Invalid"
+    return TokenRecord(uid, None, status, None, token.get("group_id"), token.get("contract_id") or uid, None)
+
+
 class IdTokenStore:
     def __init__(self, pool: AsyncConnectionPool, ttl: float = 30.0, negative_ttl: float = 10.0,
-                 max_entries: int = 200_000) -> None:
+                 max_entries: int = 200_000, ocpi_schema: str | None = None) -> None:
         self.pool = pool
+        #: where the OCPI Tokens receiver projects partners' tokens (None: no roaming partners' tokens)
+        self.ocpi_schema = ocpi_schema
         self.ttl, self.negative_ttl, self.max_entries = ttl, negative_ttl, max_entries
         self._cache: OrderedDict[tuple[str, str | None], tuple[float, TokenRecord | None]] = OrderedDict()
         self.queries = 0  # how many lookups reached Postgres (observability, tests)
@@ -132,6 +162,9 @@ class IdTokenStore:
                     for uid, rec in list(rows.items()):
                         if rec.account_id in rules and fleet_refusal(rules[rec.account_id], station_id, network):
                             rows[uid] = dataclasses.replace(rec, status="Blocked")
+                strangers = [uid for uid in missing if uid not in rows]
+                if strangers and self.ocpi_schema is not None:
+                    rows.update(await self._partner_tokens(conn, strangers))
             for uid in missing:
                 rec = rows.get(uid)
                 out[uid] = rec
@@ -141,6 +174,20 @@ class IdTokenStore:
             while len(self._cache) > self.max_entries:
                 self._cache.popitem(last=False)
         return out
+
+    async def _partner_tokens(self, conn: object, uids: list[str]) -> dict[str, TokenRecord]:
+        """Registered partners' tokens for uids no own token has (OCPI uids are matched case-insensitively);
+        the latest pushed wins when two partners use one uid."""
+        q = sql.SQL("SELECT DISTINCT ON (t.id) t.id, t.valid, t.doc FROM {}.ocpi_tokens t "
+                    "JOIN {}.ocpi_partners p USING (partner_id) WHERE t.id = ANY(%s) AND p.state = 'REGISTERED' "
+                    "ORDER BY t.id, t.last_updated DESC, t.partner_id").format(
+            sql.Identifier(self.ocpi_schema), sql.Identifier(self.ocpi_schema))
+        wanted = {u.upper(): u for u in uids}
+        try:
+            cur = await conn.execute(q, (list(wanted),))  # type: ignore[attr-defined]
+        except UndefinedTable:  # no OCPI projection in this deployment: no partner tokens
+            return {}
+        return {wanted[i]: partner_token_record(wanted[i], v, d) for i, v, d in await cur.fetchall() if i in wanted}
 
     async def next_transaction_id(self) -> int:
         async with self.pool.connection() as conn:

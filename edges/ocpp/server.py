@@ -142,7 +142,8 @@ class OcppEdge:
             self.settings.redis_url.get_secret_value(), max_connections=16, timeout=5))
         self.credentials = CredentialStore(pool=self.pool, redis=self.redis,
                                            cache_key=cache_key_from(self.settings.jwt_secret.get_secret_value()))
-        self.tokens = IdTokenStore(self.pool, ttl=token_cache_seconds)
+        self.tokens = IdTokenStore(self.pool, ttl=token_cache_seconds,
+                                   ocpi_schema=self.settings.ocpi_schema_name)
         self.connections: dict[str, ServerConnection] = {}
         self.sessions: dict[str, ChargerSession] = {}
         self._admitted: weakref.WeakKeyDictionary[ServerConnection, Admission] = weakref.WeakKeyDictionary()

@@ -148,6 +148,7 @@ def month_outputs(sessions: Sequence[PricedSession], *, year: int, month: int, t
 
 _READ = ("SELECT session_id, account_id, fleet_id, cost_centre, origin, cdr::text FROM cdrs "
          "WHERE (cdr->>'end_date_time')::timestamptz >= %s AND (cdr->>'end_date_time')::timestamptz < %s "
+         "AND account_id NOT LIKE 'emsp:%%' "  # a roaming partner's sessions at our stations: settled by OCPI CDR
          "ORDER BY session_id")
 
 

@@ -5,13 +5,20 @@ an identification token belongs to) is looked up by the processor once, at the s
 state, so a tariff change never reprices a running session and a replay prices exactly as before.
 
 Per session (the state key is the session id, the key of `sessions`):
-- SessionStarted: remember the session, the tariff snapshot and the payer;
+- SessionStarted: remember the session, the tariff snapshot and the payer: a driver account (or its fleet), or,
+  when the token is no account's but a roaming partner's (an eMSP's Token pushed to our OCPI Tokens receiver),
+  that partner with a snapshot of the station for the partner's CDR (streams/billing/partner.py);
 - SessionMeterSample: keep (time, energy so far, power, current) — the charging periods come from these;
 - SessionStopped: build the charging periods, price them with the tariff engine (ledger.tariff — the same engine
   the API uses for the live cost), build the OCPI CDR, check it (ledger.billing.cdr_checks), then emit
   `CdrPriced` on `billing` and the `LedgerPostingSet` of the charge on `ledger`; or, when anything is wrong (no
   tariff, no account behind the token, a CDR the checks refuse), a `BillingReview` with every reason and the
   session verbatim.  Never both, never neither.
+- A partner's session is priced the same way; its CDR is the one the partner receives (the partner's cdr_token,
+  a full cdr_location, our tariff as our party's), its CdrPriced is keyed by and names the payer `emsp:CC-PARTY`
+  (`partner_country_code`/`partner_party_id` say which eMSP owes it) and its postings are "receivable from the
+  partner / revenue / VAT".  The OCPI push processor (streams/ocpi_push) posts that CDR to the partner and the
+  CDRs sender serves it.
 
 Invariants (tests/unit/billing/test_billing_fold.py names each):
 - EXACTLY ONE OUTCOME per stopped session: a priced CDR with its postings, or a review entry; a re-delivered stop
@@ -33,10 +40,11 @@ from typing import Any, Callable, Mapping
 from chargeverse import exactjson
 from chargeverse.events import derive
 from chargeverse.topics import BILLING, LEDGER
-from ledger.billing.cdr_checks import Problem, Reason, check_cdr, cost_totals
+from ledger.billing.cdr_checks import CdrTotals, Problem, Reason, check_cdr, cost_totals
 from ledger.billing.events import billing_review, cdr_priced
 from ledger.billing.postings_plan import DriverPayer, FleetPayer, own_session_plan
 from ledger.tariff import MeterSample, TariffEngineError, price_samples
+from streams.billing import partner
 
 SOURCE = "streams.billing"
 #: (topic, key, event type, record)
@@ -62,6 +70,8 @@ class Operator:
     country_code: str = "NL"
     party_id: str = "CVS"
     vat_country: str = "NL"
+    #: ISO 3166-1 alpha-3 country of our stations, for a CDR's cdr_location (OCPI wants alpha-3 there)
+    location_country: str = "NLD"
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,12 @@ class Lookups:
     tariff_at: Callable[[str, datetime], Mapping[str, Any] | None]
     #: id token uid -> {"account_id": str, "fleet_id": str|None, "cost_centre": str|None} or None
     payer_of: Callable[[str], Mapping[str, Any] | None]
+    #: id token uid no account holds -> the roaming partner that gave it to us, or None:
+    #: {"partner_id", "country_code", "party_id" (the token's eMSP party), "uid", "type", "contract_id"}
+    partner_of: Callable[[str], Mapping[str, Any] | None] | None = None
+    #: station id -> {"name", "address", "city", "latitude", "longitude",
+    #:                "connectors": {"<connector id>": {"standard", "max_power_kw"}}} or None
+    location_of: Callable[[str], Mapping[str, Any] | None] | None = None
 
 
 def _iso(v: Any) -> str:
@@ -89,10 +105,17 @@ def _context(rec: Mapping[str, Any], lookups: Lookups) -> dict[str, Any]:
     started = _dt(_iso(rec["started_at"]))
     tariff = lookups.tariff_at(rec["charge_point_id"], started)
     payer = lookups.payer_of(rec["id_token"]) if rec.get("id_token") else None
-    return {"charge_point_id": rec["charge_point_id"], "connector_id": rec.get("connector_id"),
-            "evse_id": rec.get("evse_id"), "id_token": rec.get("id_token"),
-            "id_token_type": rec.get("id_token_type"), "started_at": _iso(rec["started_at"]),
-            "tariff": dict(tariff) if tariff else None, "payer": dict(payer) if payer else None}
+    ctx = {"charge_point_id": rec["charge_point_id"], "connector_id": rec.get("connector_id"),
+           "evse_id": rec.get("evse_id"), "id_token": rec.get("id_token"),
+           "id_token_type": rec.get("id_token_type"), "started_at": _iso(rec["started_at"]),
+           "tariff": dict(tariff) if tariff else None, "payer": dict(payer) if payer else None}
+    if payer is None and rec.get("id_token") and lookups.partner_of is not None:
+        owner = lookups.partner_of(rec["id_token"])
+        if owner is not None:
+            location = lookups.location_of(rec["charge_point_id"]) if lookups.location_of is not None else None
+            ctx["partner"] = dict(owner)
+            ctx["location"] = dict(location) if location is not None else None
+    return ctx
 
 
 def apply(state: dict[str, Any] | None, event_type: str, rec: Mapping[str, Any], lookups: Lookups,
@@ -160,15 +183,28 @@ def _bill(ctx: Mapping[str, Any], samples: list[list[Any]], stop: Mapping[str, A
     if tariff_info is None:
         reasons.append(Problem(Reason.UNKNOWN_TARIFF, "tariffs",
                                f"no tariff in effect for {ctx['charge_point_id']} at {ctx['started_at']}"))
-    if payer_info is None:
+    partner_info = ctx.get("partner") if payer_info is None else None
+    if payer_info is None and partner_info is None:
         reasons.append(SessionProblem("NO_ACCOUNT", "cdr_token.uid",
                                       f"id token {ctx.get('id_token')!r} is not linked to an account"))
+    emsp: partner.EmspPayer | None = None
+    if partner_info is not None:
+        try:
+            emsp = partner.payer_of(partner_info)
+        except (ValueError, KeyError) as exc:
+            reasons.append(SessionProblem("BAD_PARTNER", "cdr_token.party_id", f"{type(exc).__name__}: {exc}"))
+        if ctx.get("location") is None:
+            reasons.append(SessionProblem("UNKNOWN_LOCATION", "cdr_location",
+                                          f"station {ctx['charge_point_id']} is not in the stations projection: "
+                                          "no location for the partner's CDR"))
     cdr: dict[str, Any] | None = None
     if tariff_info is not None:
         try:
             priced = price_samples(tariff_info["tariff"], _samples(ctx, samples, stop),
                                    time_zone=tariff_info.get("time_zone") or "UTC")
             cdr = _cdr(ctx, stop, priced.to_ocpi(), tariff_info["tariff"], operator)
+            if partner_info is not None and ctx.get("location") is not None:
+                cdr = _partner_cdr(cdr, ctx, tariff_info["tariff"], operator)
             reasons.extend(check_cdr(exactjson.loads(exactjson.dumps(cdr)),
                                      known_tariffs={tariff_info["tariff"]["id"]: tariff_info["tariff"]["currency"]},
                                      tariff_id=tariff_info["tariff"]["id"]))
@@ -182,8 +218,11 @@ def _bill(ctx: Mapping[str, Any], samples: list[list[Any]], stop: Mapping[str, A
                                       subject="SESSION", payload_type="chargeverse/SessionStopped",
                                       session_id=session_id, account_id=account_id))
         return [(BILLING.name, account_id or session_id, "BillingReview", rec)], "REVIEW"
-    assert cdr is not None and payer_info is not None and tariff_info is not None
+    assert cdr is not None and tariff_info is not None
     totals = cost_totals(exactjson.loads(exactjson.dumps(cdr)))
+    if emsp is not None:
+        return _bill_partner(emsp, ctx, stop, cdr, totals, tariff_info, operator), "PRICED"
+    assert payer_info is not None
     payer = (FleetPayer(payer_info["fleet_id"], payer_info.get("cost_centre"), account_id)
              if payer_info.get("fleet_id") else DriverPayer(account_id))
     plan = own_session_plan(source_event_id=stop["event_id"], session_id=session_id, payer=payer,
@@ -220,6 +259,39 @@ def _cdr(ctx: Mapping[str, Any], stop: Mapping[str, Any], priced: Mapping[str, A
         **priced,
     }
     return cdr
+
+
+def _partner_cdr(cdr: Mapping[str, Any], ctx: Mapping[str, Any], tariff: Mapping[str, Any],
+                 operator: Operator) -> dict[str, Any]:
+    """The own-station CDR as the partner receives it: its token, the station snapshot, our tariff as ours."""
+    started = _dt(ctx["started_at"])
+    return {**cdr,
+            "cdr_token": partner.cdr_token(ctx["partner"], ctx.get("id_token") or ""),
+            "cdr_location": partner.cdr_location(ctx["location"], ctx["charge_point_id"],
+                                                 int(ctx.get("connector_id") or ctx.get("evse_id") or 1),
+                                                 country=operator.location_country, stamp=started),
+            "tariffs": [partner.partner_tariff(tariff, country_code=operator.country_code,
+                                               party_id=operator.party_id, last_updated=started)]}
+
+
+def _bill_partner(emsp: partner.EmspPayer, ctx: Mapping[str, Any], stop: Mapping[str, Any],
+                  cdr: Mapping[str, Any], totals: CdrTotals, tariff_info: Mapping[str, Any],
+                  operator: Operator) -> list[Output]:
+    """CdrPriced (keyed by the partner's `emsp:CC-PARTY`) + the receivable-from-partner postings."""
+    session_id = stop["session_id"]
+    plan = partner.partner_session_plan(source_event_id=stop["event_id"], session_id=session_id, payer=emsp,
+                                        total_cost=totals.total_cost, currency=totals.currency,
+                                        vat_country=operator.vat_country)
+    priced_rec = derive(stop, tag="cdr-priced", source=SOURCE,
+                        **cdr_priced(session_id=session_id, account_id=emsp.key, cdr_id=cdr["id"],
+                                     cdr_text=exactjson.dumps(cdr, sort_keys=True), totals=totals, origin="OWN",
+                                     tariff_id=tariff_info["tariff"]["id"], partner_country_code=emsp.country_code,
+                                     partner_party_id=emsp.party_id, vat_country=operator.vat_country))
+    outs: list[Output] = [(BILLING.name, emsp.key, "CdrPriced", priced_rec)]
+    if not plan.is_empty:
+        outs.append((LEDGER.name, plan.ledger_key, "LedgerPostingSet",
+                     derive(stop, tag="ledger-charge", source=SOURCE, **plan.ledger_fields())))
+    return outs
 
 
 def _token_type(t: str | None) -> str:

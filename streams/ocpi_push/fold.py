@@ -9,7 +9,11 @@ What is pushed, and to whom (OCPI 2.2.1: a CPO pushes changes to the eMSPs it is
 - Tariffs - StationTariffSet: a PUT of the tariff (as our party's) to every such eMSP, when its content changed.
 - Sessions - SessionStarted / SessionMeterSample / SessionStopped of a session whose driver token an eMSP gave
   us (its Tokens, pushed to our Tokens receiver): a PUT of the whole Session to that eMSP only, never to others.
-- CDRs - CdrPriced (origin OWN) of such a session: a POST of the priced CDR, verbatim, to that eMSP only.
+- CDRs - CdrPriced (origin OWN) of such a session: a POST of the priced CDR, verbatim, to that eMSP only.  Billing
+  prices these sessions with our tariff and books them as a receivable from the eMSP (streams/billing/partner.py);
+  the CDR's `cdr_token` names the eMSP's party, and the push goes only to a connection whose token of that uid
+  is that party's (a uid is unique only within one eMSP: a CDR is never sent to another party holding the same
+  uid).
 Partners that registered after a change do not get it pushed: their first pull brings them everything up to then
 (OCPI's rule for a new connection).
 
@@ -229,6 +233,14 @@ def _session(st: dict[str, Any], t: str, r: Mapping[str, Any], lookups: Lookups,
     return st, [_push(r, policy, target, module="sessions", method="PUT", object_id=doc["id"], body=dumps(doc))]
 
 
+def _same_party(owner: Target, token: Mapping[str, Any]) -> bool:
+    """The token owner is the party the CDR's cdr_token names (when it names one; CiStrings: case-insensitive)."""
+    cc, party = token.get("country_code"), token.get("party_id")
+    if not isinstance(cc, str) or not isinstance(party, str):
+        return True
+    return (cc.upper(), party.upper()) == ((owner.country_code or "").upper(), (owner.party_id or "").upper())
+
+
 def _cdr(st: dict[str, Any], r: Mapping[str, Any], lookups: Lookups,
          policy: Policy) -> tuple[dict[str, Any], list[Output]]:
     if st.get("done") or str(r["session_id"]).startswith("roamed:"):
@@ -239,7 +251,7 @@ def _cdr(st: dict[str, Any], r: Mapping[str, Any], lookups: Lookups,
         return {"done": True}, []
     token = cdr.get("cdr_token") if isinstance(cdr, dict) and isinstance(cdr.get("cdr_token"), dict) else {}
     owner = lookups.token_owner(token["uid"]) if isinstance(token.get("uid"), str) else None
-    if owner is None:
+    if owner is None or not _same_party(owner, token):
         return {"done": True}, []
     return {"done": True}, [_push(r, policy, owner, module="cdrs", method="POST", object_id=str(cdr.get("id")),
                                   body=r["cdr"])]

@@ -131,7 +131,7 @@ def _dt(micros: int) -> datetime:
 
 
 _CDR_FIELDS = ("session_id", "account_id", "fleet_id", "origin", "currency", "total_cost_excl_vat",
-               "total_cost_incl_vat", "credit", "cdr_id")
+               "total_cost_incl_vat", "credit", "cdr_id", "partner_party_id")
 
 
 def _pack_cdr(rec: Mapping[str, Any]) -> dict[str, Any]:
@@ -280,6 +280,11 @@ def _settle(st: dict[str, Any], cdr: Mapping[str, Any], lookups: Lookups,
     payload, ptype = json.dumps(dict(cdr), sort_keys=True), "chargeverse/CdrPriced"
     hold = st.get("hold")
     holder = st.get("account_id") or cdr["account_id"]  # whose receivable the ledger hold sits on
+    if cdr["origin"] == "OWN" and cdr.get("partner_party_id"):
+        # a roaming partner's driver at our station: the eMSP owes it (streams/billing/partner.py), no card is charged
+        if hold:
+            _release(run, hold, holder, cdr)
+        return _done(st, "PARTNER"), run.outs
     if cdr["credit"]:
         run.review(cdr["account_id"], "payment-review-credit", "CREDIT_CDR", "credit",
                    "a credit CDR: refund the driver by review (no automatic refund)", payload, ptype)

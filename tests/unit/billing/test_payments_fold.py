@@ -360,3 +360,12 @@ def test_a_refund_for_an_unpaid_session_or_another_currency_goes_to_review(pay) 
     st = _settled(pay)
     _, outs = apply(st, "RefundRequested", refund_request(currency="SEK"), lookups(), pay)
     assert [t for _, _, t, _ in outs] == ["BillingReview"]
+
+
+def test_a_roaming_partners_session_at_our_station_charges_no_card_and_raises_no_review(pay, local) -> None:  # noqa: ANN001
+    """The eMSP owes it (booked as its receivable by billing): no card, no hold, no NO_PAYMENT_METHOD review."""
+    st, outs = apply(None, "SessionStarted", started(token="PARTNER-UID"), lookups(), pay)
+    assert outs == [] and st == {"start": "NO_ACCOUNT"}
+    cdr = dict(priced(account="emsp:NL-EMX"), partner_country_code="NL", partner_party_id="EMX")
+    st, outs = apply(st, "CdrPriced", cdr, lookups(), pay)
+    assert outs == [] and st["settled"] == "PARTNER" and not local._holds
