@@ -4,13 +4,17 @@ The API never talks to a charger or a partner.  At one of our stations (stations
 `OcppCommandRequested` (RemoteStartTransaction for OCPP 1.6, RequestStartTransaction for 2.0.1) on
 `ocpp.commands` carrying the driver's app id token, and answers 202 with a place to poll
 (`/api/sessions/start-requests/{command_id}`): the command's outcome from the `pg.ocpp_commands` projection, then
-the session once the charger has started it (the newest session at that charger with that id token since the
-request), whose detail is `GET /api/sessions/{id}`.  At a roamed station it publishes an `OcpiCommandRequested`
-START_SESSION on `ocpi.outbound` (keyed by the partner); the OCPI commands sender that POSTs it to the partner is
-not built yet, so such a start answers 202 FORWARDED and nothing more happens until it is.
+the session once the charger has started it (`SESSION_OF_START`: at that charger and connector, with that id token,
+started since the request and not stopped before it), whose detail is `GET /api/sessions/{id}`.  A start that did
+not happen says why (`start_detail`: the charger's answer, or offline / timeout / not sent).  At a roamed station
+it publishes an `OcpiCommandRequested` START_SESSION on `ocpi.outbound` (keyed by the partner); the OCPI commands
+sender that POSTs it to the partner is not built yet, so such a start answers 202 FORWARDED and nothing more happens
+until it is.
 
-The charger's protocol version is not in the stations projection; the version of its latest session is used,
-else 1.6.  A wrong guess is refused by the OCPP edge (REFUSED / WrongVersion, never sent) and shows in the poll.
+The call depends on the version the charger speaks, which no projection holds: the version the OCPP edge holding
+its socket wrote beside the charger's command route (edges/ocpp/dispatch.py, `cv:ocpp:route-version:`) is used;
+for a charger not connected now, the version of its latest session, else 1.6 (such a start ends OFFLINE anyway).
+A wrong choice is refused by the edge (REFUSED / WrongVersion, never sent) and shows in the poll.
 
 One active session per connector and per token ("starting twice is a clear 409, not two sessions"):
 1. the sessions projection: an ACTIVE session at the connector, or with one of the driver's tokens, is a 409;
@@ -41,6 +45,7 @@ from edges.api import identity as idm
 from edges.api.auth import require
 from edges.api.runtime import SOURCE, GuardedRoute, correlation_id, producer, publish_and_wait
 from edges.ocpp.authorization import fleet_refusal, fleet_rules
+from edges.ocpp.dispatch import ROUTE_VERSION_PREFIX
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"], route_class=GuardedRoute)
 DRIVERS = ("driver", "fleet_manager")
@@ -82,6 +87,24 @@ def start_status(outcome: str | None, result: Any, session_id: str | None) -> st
     return "FAILED"
 
 
+def start_detail(outcome: str | None, result: Any, error_code: str | None, error: str | None) -> str | None:
+    """Why a start did not happen, in words the driver's app can show: the charger's own answer when it refused
+    (2.0.1 adds a reason code), else the edge's outcome and its description (OFFLINE, TIMEOUT, REFUSED, ...)."""
+    if outcome is None:
+        return None
+    if outcome == "RESULT":
+        if not isinstance(result, dict) or result.get("status") == "Accepted":
+            return None
+        info = result.get("statusInfo") if isinstance(result.get("statusInfo"), dict) else {}
+        why = " - ".join(str(x) for x in (info.get("reasonCode"), info.get("additionalInfo")) if x)
+        return f"the charger answered {result.get('status')!r}" + (f": {why}" if why else "")
+    what = {"OFFLINE": "the charger is offline", "TIMEOUT": "the charger did not answer",
+            "ERROR": "the charger answered with an error", "REFUSED": "the command was not sent",
+            "EXPIRED": "the command expired before it reached the charger"}.get(outcome, outcome)
+    more = ": ".join(x for x in (error_code, error) if x)
+    return f"{what} ({more})" if more else what
+
+
 # ---- models ----------------------------------------------------------------------------------------------------
 class StartIn(BaseModel):
     station_id: str = Field(..., min_length=1, max_length=48)
@@ -97,6 +120,18 @@ class StartRequest(BaseModel):
     session_id: str | None = None
     session: str | None = Field(None, description="where the session is, once started")
     detail: str | None = None
+
+
+#: chargers stamp their transactions with their own clocks: a session that started up to this long before the
+#: request (by the charger's clock) can still be the one the request started
+START_SKEW = timedelta(minutes=10)
+#: the session a start request started: at that charger and EVSE/connector, with the driver's token, started
+#: (charger's clock, give or take START_SKEW) after the request, and not stopped before it.  The last condition
+#: keeps a driver's previous session there (stopped before the request, or the start would have been a 409)
+#: from being taken for the new one when the charger rejects or never starts the new one.
+SESSION_OF_START = ("SELECT session_id FROM sessions WHERE charge_point_id = %(cp)s AND id_token = %(uid)s AND "
+                    "(evse_id = %(evse)s OR evse_id IS NULL) AND started_at >= %(since)s AND "
+                    "(stopped_at IS NULL OR stopped_at >= %(asked)s) ORDER BY started_at DESC LIMIT 1")
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
@@ -123,6 +158,16 @@ async def _app_token(request: Request, account_id: str) -> str:
     if not w.applied:
         raise HTTPException(503, "your app token is being created; retry in a moment", headers={"Retry-After": "1"})
     return uid
+
+
+async def _version(request: Request, station_id: str) -> str:
+    """The OCPP version to address the charger in: what it speaks on its socket now, else in its latest session."""
+    live = await request.app.state.redis.get(ROUTE_VERSION_PREFIX + station_id)
+    if live in (V16, V201):
+        return str(live)
+    seen = await _rows(request, "SELECT ocpp_version FROM sessions WHERE charge_point_id = %s AND ocpp_version IS "
+                                "NOT NULL ORDER BY started_at DESC NULLS LAST LIMIT 1", (station_id,))
+    return str(seen[0][0]) if seen and seen[0][0] in (V16, V201) else V16
 
 
 async def _lock(request: Request, keys: tuple[str, ...], holder: str) -> bool:
@@ -155,7 +200,6 @@ async def start(body: StartIn, request: Request, who: dict = Depends(require(*DR
     if not st:
         raise HTTPException(404, f"no station {body.station_id!r}")
     own, network = bool(st[0][0]), st[0][1]
-    uid = await _app_token(request, account_id)
     async with request.app.state.pg.connection() as conn:
         why = fleet_refusal((await fleet_rules(conn, [account_id])).get(account_id, []), body.station_id, network)
     if why:
@@ -168,6 +212,7 @@ async def start(body: StartIn, request: Request, who: dict = Depends(require(*DR
         what = "the connector is" if busy[0][1] else "you are"
         raise HTTPException(409, f"{what} already charging (session {busy[0][0]})" if not busy[0][1]
                             else f"{what} already in use")
+    uid = await _app_token(request, account_id)  # after the refusals: a refused start creates nothing
     command_id = uuid7()
     keys = lock_keys(body.station_id, body.connector_id, uid)
     if not await _lock(request, keys, command_id):
@@ -182,9 +227,7 @@ async def start(body: StartIn, request: Request, who: dict = Depends(require(*DR
 
 
 async def _start_own(request: Request, body: StartIn, account_id: str, uid: str, command_id: str) -> Any:
-    seen = await _rows(request, "SELECT ocpp_version FROM sessions WHERE charge_point_id = %s AND ocpp_version IS "
-                                "NOT NULL ORDER BY started_at DESC NULLS LAST LIMIT 1", (body.station_id,))
-    version = seen[0][0] if seen and seen[0][0] in (V16, V201) else V16
+    version = await _version(request, body.station_id)
     action, payload = start_command(version, uid, body.connector_id, int(command_id[-8:], 16) & 0x7FFFFFFF)
     try:
         validate(action, payload, version)
@@ -228,23 +271,23 @@ async def _start_roamed(request: Request, body: StartIn, account_id: str, uid: s
 async def start_request(command_id: str, request: Request, who: dict = Depends(require(*DRIVERS, *STAFF))) -> Any:
     staff = bool(set(who.get("roles", [])) & set(STAFF))
     rows = await _rows(request, "SELECT charge_point_id, payload, requested_at, outcome, result, error_description, "
-                                "requested_by FROM ocpp_commands WHERE command_id = %s", (command_id,))
+                                "requested_by, error_code FROM ocpp_commands WHERE command_id = %s", (command_id,))
     if not rows or (not staff and rows[0][6] != str(who["sub"])):
         return JSONResponse({"status": "PENDING", "command_id": command_id}, status_code=202,
                             headers={"Retry-After": "1"})  # not projected yet (or not yours: same answer)
-    cp, payload, requested_at, outcome, result, error, _ = rows[0]
+    cp, payload, requested_at, outcome, result, error, _, error_code = rows[0]
     p = json.loads(payload) if isinstance(payload, str) else payload
     uid = p.get("idTag") or (p.get("idToken") or {}).get("idToken")
     connector = p.get("connectorId") or p.get("evseId")
-    found = await _rows(request, "SELECT session_id FROM sessions WHERE charge_point_id = %s AND id_token = %s AND "
-                                 "started_at >= %s ORDER BY started_at DESC LIMIT 1",
-                        (cp, uid, requested_at - timedelta(minutes=10)))
+    found = await _rows(request, SESSION_OF_START, {"cp": cp, "uid": uid, "evse": connector,
+                                                    "since": requested_at - START_SKEW, "asked": requested_at})
     sid = found[0][0] if found else None
     status = start_status(outcome, result, sid)
     if status in ("REJECTED", "FAILED"):
         await _unlock(request, lock_keys(cp, int(connector or 0), uid), command_id)
     return StartRequest(command_id=command_id, station_id=cp, status=status, id_token=uid, session_id=sid,
-                        session=None if sid is None else f"/api/sessions/{sid}", detail=error)
+                        session=None if sid is None else f"/api/sessions/{sid}",
+                        detail=None if sid is not None else start_detail(outcome, result, error_code, error))
 
 
 # ---- stop ------------------------------------------------------------------------------------------------------

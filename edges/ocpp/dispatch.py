@@ -12,9 +12,12 @@ instances, because the instance that decides it first takes a claim in Redis (`S
   command's timeout has passed without a claim.
 
 Routes are ephemeral routing state, not a projection of the log: each edge writes its own chargers' routes with
-a time-to-live, refreshes them while it holds the sockets, and removes them on disconnect.  Route changes are
-batched (one Redis pipeline every ROUTE_FLUSH_S over a small connection pool), so a reconnect storm of thousands
-of chargers costs a few round trips, never a Redis connection per charger.
+a time-to-live, refreshes them while it holds the sockets, and removes them on disconnect.  Beside each route it
+writes the OCPP version the charger speaks on that socket (`cv:ocpp:route-version:<cp>`, same lifetime), so a
+publisher that must choose between a 1.6 and a 2.0.1 call (the app's remote start: RemoteStartTransaction or
+RequestStartTransaction) can choose right before publishing; the holder still refuses a wrong one (WrongVersion).
+Route changes are batched (one Redis pipeline every ROUTE_FLUSH_S over a small connection pool), so a reconnect
+storm of thousands of chargers costs a few round trips, never a Redis connection per charger.
 
 Restart: an edge reads the last `RECENT_WINDOW` of the topic on start, keeps the commands that have no result
 yet and have not expired, and serves them to chargers it holds, so a command issued during a short restart is
@@ -49,8 +52,11 @@ ROUTE_FLUSH_S = 0.2
 #: a non-holder waits this long before declaring a charger without a route OFFLINE, so that the instance holding a
 #: just-connected charger (route not flushed yet) claims the command first
 OFFLINE_GRACE_S = 1.0
-_DELETE_IF_MINE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_DELETE_IF_MINE = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1], KEYS[2]) end "
+                   "return 0")
 ROUTE_PREFIX = "cv:ocpp:route:"
+#: the version the routed charger speaks (written and removed with its route)
+ROUTE_VERSION_PREFIX = "cv:ocpp:route-version:"
 CLAIM_PREFIX = "cv:ocpp:cmd:"
 
 
@@ -151,10 +157,13 @@ class CommandDispatcher:
             try:
                 pipe = self.redis.pipeline(transaction=False)
                 for cp, up in changes.items():
+                    held = self.held(cp) if up else None
                     if up:
                         pipe.set(ROUTE_PREFIX + cp, self.instance, ex=self.route_ttl_s)
+                        if held is not None:
+                            pipe.set(ROUTE_VERSION_PREFIX + cp, held.ocpp_version, ex=self.route_ttl_s)
                     else:  # only our own route: a charger that already reconnected elsewhere keeps its new one
-                        pipe.eval(_DELETE_IF_MINE, 1, ROUTE_PREFIX + cp, self.instance)
+                        pipe.eval(_DELETE_IF_MINE, 2, ROUTE_PREFIX + cp, ROUTE_VERSION_PREFIX + cp, self.instance)
                 await pipe.execute()
             except Exception as exc:  # noqa: BLE001 - retried with the next flush; the sockets keep serving
                 log.warning("could not write %d command routes: %s", len(changes), exc)
