@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Sequence
+from typing import Any
 
-import pymongo
 from pymongo import ReplaceOne
 
-from projections.mongo_tx import in_transaction
-from projections.base import SourcedEvent, advanced, real, unseen
+from projections.base import SourcedEvent, real
+from projections.mongo_base import MongoProjection
 from projections.postgres.ocpi_fold import dumps, loads, patch_location, put_into_location
 
 WHOLE = frozenset({"PUT", "PULL"})
@@ -51,75 +50,48 @@ def merged(current_raw: str | None, rec: dict[str, Any]) -> str | None:
     return dumps(out) if out is not None else None
 
 
-class OcpiLocationsMongoProjection:
+class OcpiLocationsMongoProjection(MongoProjection):
     name = "mongo.ocpi_locations"
     topics = ("ocpi.inbound",)
 
     def __init__(self, url: str, db: str, prefix: str = "", platform_id: str = "chargeverse") -> None:
-        """`prefix` namespaces the collections (a rebuild writes beside the live one)."""
-        self.client: pymongo.MongoClient = pymongo.MongoClient(url, serverSelectionTimeoutMS=10000, tz_aware=True)
-        self.db = self.client[db]
+        super().__init__(url, db, prefix)
         self.platform_id = platform_id
         self.locations = self.db[f"{prefix}ocpi_locations"]
-        self.offsets_col = self.db[f"{prefix}projection_offsets"]
-        # created outside any transaction: nx-27017 cannot commit a transaction that created a collection
         self.locations.create_index([("partner_id", 1), ("last_updated", 1)])
-        self.offsets_col.create_index([("projection", 1)])
-
-    def close(self) -> None:
-        self.client.close()
-
-    def offsets(self, session: Any = None) -> dict[tuple[str, int], int]:
-        return {(d["topic"], d["partition"]): d["next_offset"]
-                for d in self.offsets_col.find({"projection": self.name}, session=session)}
 
     def _mine(self, e: SourcedEvent) -> bool:
         r = e.record
         return (e.type == "OcpiObjectReceived" and r.get("platform_id") == self.platform_id
                 and r.get("module") == "locations" and r.get("valid") is True)
 
-    def apply(self, events: Sequence[SourcedEvent]) -> int:
-        if not events:
-            return 0
-
-        def body(s: Any) -> int:
-            new = unseen(events, self.offsets(s))
-            if not new:
-                return 0
-            mine = [e for e in real(new) if self._mine(e)]
-            texts: dict[str, str | None] = {}
-            ids = sorted({doc_id(e.record) for e in mine})
-            if ids:
-                for d in self.locations.find({"_id": {"$in": ids}}, {"raw": 1}, session=s):
-                    texts[d["_id"]] = d["raw"]
-            docs: dict[str, dict[str, Any]] = {}
-            for e in mine:
-                r = e.record
-                key = doc_id(r)
-                text = merged(texts.get(key), r)
-                if text is None:
-                    continue
-                try:
-                    parsed = json.loads(text)
-                except ValueError:
-                    continue
-                texts[key] = text
-                docs[key] = {"_id": key, "partner_id": r["partner_id"], "country_code": r["country_code"].upper(),
-                             "party_id": r["party_id"].upper(), "location_id": r["object_id"], "raw": text,
-                             "doc": parsed, "last_updated": parsed.get("last_updated") if isinstance(parsed, dict)
-                             else None, "event_id": r["event_id"],
-                             "log": {"topic": e.topic, "partition": e.partition, "offset": e.offset}}
-            if docs:
-                self.locations.bulk_write([ReplaceOne({"_id": k}, d, upsert=True) for k, d in docs.items()],
-                                          ordered=True, session=s)
-            for (t, p), o in advanced(new).items():
-                self.offsets_col.replace_one(
-                    {"_id": f"{self.name}:{t}:{p}"},
-                    {"_id": f"{self.name}:{t}:{p}", "projection": self.name, "topic": t, "partition": p,
-                     "next_offset": o}, upsert=True, session=s)
-            return len(new)
-
-        return in_transaction(self.client, body)
+    def write(self, new: list[SourcedEvent], session: Any) -> None:
+        mine = [e for e in real(new) if self._mine(e)]
+        texts: dict[str, str | None] = {}
+        ids = sorted({doc_id(e.record) for e in mine})
+        if ids:
+            for d in self.locations.find({"_id": {"$in": ids}}, {"raw": 1}, session=session):
+                texts[d["_id"]] = d["raw"]
+        docs: dict[str, dict[str, Any]] = {}
+        for e in mine:
+            r = e.record
+            key = doc_id(r)
+            text = merged(texts.get(key), r)
+            if text is None:
+                continue
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                continue
+            texts[key] = text
+            docs[key] = {"_id": key, "partner_id": r["partner_id"], "country_code": r["country_code"].upper(),
+                         "party_id": r["party_id"].upper(), "location_id": r["object_id"], "raw": text,
+                         "doc": parsed, "last_updated": parsed.get("last_updated") if isinstance(parsed, dict)
+                         else None, "event_id": r["event_id"],
+                         "log": {"topic": e.topic, "partition": e.partition, "offset": e.offset}}
+        if docs:
+            self.locations.bulk_write([ReplaceOne({"_id": k}, d, upsert=True) for k, d in docs.items()],
+                                      ordered=True, session=session)
 
     def document(self, partner_id: str, country_code: str, party_id: str, location_id: str) -> dict[str, Any] | None:
         return self.locations.find_one({"_id": doc_id({"partner_id": partner_id, "country_code": country_code,
@@ -133,4 +105,4 @@ class OcpiLocationsMongoProjection:
 
     def reset(self) -> None:
         self.locations.delete_many({})
-        self.offsets_col.delete_many({"projection": self.name})
+        self.reset_offsets()
