@@ -130,6 +130,9 @@ def platform(stack, topics, tmp_path_factory) -> Iterator[Platform]:  # noqa: AN
                CV_FORECASTS_CHECKPOINT_SECONDS="1",
                # the API process runs the notifications sender, as `cv up` has it (only the API reads this)
                CV_NOTIFICATIONS_WORKER="true",
+               # one API process (its default is one per core): tests read one process's caches and logs, and
+               # start fast on a loaded CI host; bench/station_search.py measures several workers
+               CV_API_WORKERS="1",
                # many tests register drivers from 127.0.0.1: the per-IP registration budget (10 an hour) is the
                # rate-limit test's subject (test_accounts_api.py, on its own app), not every test's obstacle
                CV_RATE_LIMITS="register.ip=100000/3600",
