@@ -346,3 +346,76 @@ def issue_contract_certificate(
     if sub_ca2.profile.path_length != 0:
         raise PncRejection(Reason.PROFILE_VIOLATION, "contract certificates are issued by MO sub-CA 2 only")
     return sub_ca2.issue(PROFILES["contractLeaf"], public_key, now=now, common_name=parsed.normalised, validity=validity)
+
+
+def check_ca_profile(certificate: x509.Certificate, profile_name: str) -> None:
+    """The ISO 15118-2 shape of a CA certificate someone else signed for us: P-256 key, ECDSA-SHA256, a critical
+    CA basicConstraints, a critical keyUsage with every usage of the profile, and the profile's DC tag."""
+    profile = PROFILES[profile_name]
+    _check_p256(certificate.public_key(), f"{profile_name} certificate")
+    if not isinstance(certificate.signature_hash_algorithm, hashes.SHA256):
+        raise PncRejection(Reason.PROFILE_VIOLATION, f"{profile_name}: signed with "
+                           f"{getattr(certificate.signature_hash_algorithm, 'name', 'no hash')}, need SHA-256")
+    try:
+        bc = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+        ku = certificate.extensions.get_extension_for_class(x509.KeyUsage)
+    except x509.ExtensionNotFound as exc:
+        raise PncRejection(Reason.PROFILE_VIOLATION, f"{profile_name}: {exc}") from exc
+    if not (bc.critical and bc.value.ca):
+        raise PncRejection(Reason.PROFILE_VIOLATION, f"{profile_name}: not a CA (critical basicConstraints)")
+    from chargeverse.pnc.profiles import KEY_USAGE_FIELDS
+
+    missing = sorted(u for u in profile.key_usage if not getattr(ku.value, KEY_USAGE_FIELDS[u]))
+    if not ku.critical or missing:
+        raise PncRejection(Reason.PROFILE_VIOLATION, f"{profile_name}: keyUsage must be critical with "
+                           f"{sorted(profile.key_usage)}; missing {missing}")
+    dcs = [str(a.value) for a in certificate.subject.get_attributes_for_oid(NameOID.DOMAIN_COMPONENT)]
+    if dcs != [profile.domain_component]:
+        raise PncRejection(Reason.PROFILE_VIOLATION, f"{profile_name}: subject DC must be "
+                           f"{profile.domain_component!r}, not {dcs}")
+
+
+def check_external_root(root: x509.Certificate, *, now: dt.datetime) -> None:
+    """A V2G or MO root an operator hands us: self-signed P-256 CA, in its validity period."""
+    _check_p256(root.public_key(), "external root")
+    bc = _basic_constraints(root)
+    if bc is None or not bc.ca or root.issuer != root.subject:
+        raise PncRejection(Reason.PROFILE_VIOLATION, "the external root must be a self-signed CA certificate")
+    try:
+        root.verify_directly_issued_by(root)
+    except (InvalidSignature, ValueError, TypeError) as exc:
+        raise PncRejection(Reason.BAD_SIGNATURE, "the external root's self-signature does not verify") from exc
+    if not root.not_valid_before_utc <= now < root.not_valid_after_utc:
+        reason = Reason.NOT_YET_VALID if now < root.not_valid_before_utc else Reason.EXPIRED
+        raise PncRejection(reason, "the external root is outside its validity period")
+
+
+PROBE_EMAID = "ZZ000PROBE0000"  # never issued to anyone: the trial contract of `chain_under_external_root`
+
+
+def chain_under_external_root(
+    certificate: x509.Certificate,
+    signer: CaSigner,
+    identity: Identity,
+    root: x509.Certificate,
+    *,
+    sub_ca2_signer: CaSigner,
+    now: dt.datetime,
+) -> MoHierarchy:
+    """Our MO sub-CA 1 as an external root signed it (from our CSR), and a new MO sub-CA 2 under it.
+
+    Everything a car would otherwise find out is checked first: the root is a valid self-signed CA, the
+    certificate is for our CSR's key (``signer``), has the MO sub-CA 1 profile, was signed by that root and
+    leaves room for sub-CA 2; finally a trial contract (thrown away) must verify up to the root, with our own
+    checks and ``cryptography``'s RFC 5280 verifier.
+    """
+    from chargeverse.pnc.chain import verify_chain  # chain imports this module
+
+    check_external_root(root, now=now)
+    check_ca_profile(certificate, "moSubCA1")
+    sub1 = adopt_issued_sub_ca(certificate, signer, identity, [root], profile_name="moSubCA1", now=now)
+    sub2 = sub1.issue_sub_ca("moSubCA2", sub_ca2_signer, now=now)
+    probe = issue_contract_certificate(sub2, parse_emaid(PROBE_EMAID, CheckDigitPolicy.REJECT),
+                                       ec.generate_private_key(ec.SECP256R1()).public_key(), now=now)
+    verify_chain(probe, [sub2.certificate, sub1.certificate], [root], now=now)
+    return MoHierarchy(None, sub1, sub2)

@@ -170,3 +170,50 @@ def _library_verify(
         return list(verifier.verify(leaf, intermediates).chain)
     except xv.VerificationError as exc:
         raise PncRejection(Reason.UNTRUSTED_CHAIN, f"RFC 5280 validation failed: {exc}") from exc
+
+
+def _key_id_matches(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """The child's authorityKeyIdentifier (when it has one) names the issuer's key."""
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except x509.ExtensionNotFound:
+        return True
+    if aki is None:
+        return True
+    try:
+        return aki == x509.SubjectKeyIdentifier.from_public_key(issuer.public_key()).digest  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def complete_from_pool(
+    leaf: x509.Certificate,
+    presented: Sequence[x509.Certificate],
+    pool: Sequence[x509.Certificate],
+    trusted_roots: Sequence[x509.Certificate],
+) -> list[x509.Certificate]:
+    """The intermediates (nearest first) that link ``leaf`` to one of ``trusted_roots``: what the requester
+    ``presented``, extended with sub-CAs from the operator's ``pool`` (ISO 15118-2 CertificateInstallationReq
+    carries only the OEM provisioning certificate; its sub-CAs come from a provisioning certificate pool).
+
+    Only names and key identifiers are matched here (cheap); among candidates, one whose signature verifies is
+    preferred, then the one valid longest.  ``verify_chain`` then judges the result.  A missing link is
+    ``UNTRUSTED_CHAIN`` naming the issuer nobody registered (ISO 15118-2: ``FAILED_CertChainError``)."""
+    path = list(presented)
+    current = path[-1] if path else leaf
+    while True:
+        if any(r.subject == current.issuer and _key_id_matches(current, r) for r in trusted_roots) \
+                or current in trusted_roots:
+            return path
+        if len(path) + 2 > MAX_CHAIN_LENGTH:
+            raise PncRejection(Reason.UNTRUSTED_CHAIN, f"no path of at most {MAX_CHAIN_LENGTH} certificates from "
+                               f"{_label(leaf)} to a trusted root")
+        candidates = [c for c in pool if c.subject == current.issuer and c not in path and c != current
+                      and _key_id_matches(current, c)]
+        if not candidates:
+            raise PncRejection(Reason.UNTRUSTED_CHAIN, f"{_label(current)} is issued by "
+                               f"{current.issuer.rfc4514_string()}, which is neither a trusted root nor a "
+                               "registered OEM sub-CA")
+        candidates.sort(key=lambda c: (_verifies(current, c), c.not_valid_after_utc), reverse=True)
+        current = candidates[0]
+        path.append(current)

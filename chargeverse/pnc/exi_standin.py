@@ -1,12 +1,15 @@
-"""The payload we accept inside OCPP 2.0.1 ``Get15118EVCertificate.exiRequest`` instead of real EXI (pure).
+"""The payload we accept inside OCPP 2.0.1 ``Get15118EVCertificate.exiRequest`` besides real EXI (pure).
 
-Why a stand-in: ISO 15118-2 messages are EXI-encoded against the V2G_CI_MsgDef schema.  No maintained *pure
-Python* EXI codec exists (searched PyPI: the one maintained package that decodes ISO 15118 EXI, ``iso15118``
-0.31.2, drives the Java EXIficient codec through py4j and needs a JVM beside the service); so the EXI framing is
-out of scope and this module defines, exactly, what we accept and send instead.  Everything cryptographic (OEM
-chain check, ECDH + ConcatKDF + AES-128-CBC key wrapping, contract chain) is the real ISO 15118-2 procedure; only
-the container differs.  A real EXI stream (or anything else) is refused with ``MalformedExi`` and a reason that
-names this format, never guessed at.
+Real ISO 15118-2 EXI is now decoded and answered by chargeverse/pnc/exi.py (EXIficient in a JVM, installed by
+scripts/setup.sh), which hands CVX1 streams to this module: CVX1 stays accepted for the tests, the simulator and
+deployments without a JVM, and a CVX1 request is answered in CVX1.
+
+Why a stand-in was needed at first: ISO 15118-2 messages are EXI-encoded against the V2G_CI_MsgDef schema, and
+no maintained *pure Python* EXI codec exists (the one maintained package that decodes ISO 15118 EXI, ``iso15118``
+0.31.2, drives the Java EXIficient codec through py4j and needs a JVM beside the service).  This module defines,
+exactly, the container accepted instead.  Everything cryptographic (OEM chain check, ECDH + ConcatKDF +
+AES-128-CBC key wrapping, contract chain) is the real ISO 15118-2 procedure; only the container differs.  Given
+anything else, this module refuses it with ``MalformedExi`` and a reason, never guessing.
 
 Format ("CVX1"): the EXI header byte ``0x80`` (distinguishing bits ``10``, EXI 1.0, no options; so the generic
 EXI sanity check passes), the ASCII magic ``CVX1``, then one UTF-8 JSON object (no other bytes) with the field
@@ -82,8 +85,8 @@ def _document(stream: bytes) -> dict[str, Any]:
     if len(stream) > MAX_STREAM_BYTES:
         raise PncRejection(Reason.OVERSIZED_INPUT, f"EXI stream of {len(stream)} bytes, limit {MAX_STREAM_BYTES}")
     if not stream.startswith(PREFIX):
-        raise PncRejection(Reason.MALFORMED_EXI, "not a CVX1 stream: this CSMS does not decode schema-informed EXI; "
-                           "send the CVX1 container (README: Plug & Charge)")
+        raise PncRejection(Reason.MALFORMED_EXI, "not a CVX1 stream (real ISO 15118-2 EXI is decoded by "
+                           "chargeverse.pnc.exi; README: Plug & Charge)")
     try:
         doc = json.loads(stream[len(PREFIX):].decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

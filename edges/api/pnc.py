@@ -92,7 +92,8 @@ class RevokeIn(BaseModel):
 
 
 class RootIn(BaseModel):
-    kind: str = Field(description="OEM, V2G or MO")
+    kind: str = Field(description="OEM, V2G or MO (a trusted root), or OEM_SUB (an OEM provisioning sub-CA "
+                                  "for the pool)")
     certificate_pem: str = Field(max_length=8000)
 
 

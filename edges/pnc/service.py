@@ -37,8 +37,11 @@ from psycopg_pool import ConnectionPool
 
 from chargeverse.events import envelope, utcnow
 from chargeverse.kafka import EventProducer
+from chargeverse.pnc import exi as pnc_exi
 from chargeverse.pnc import exi_standin
+from chargeverse.pnc.authorization import OCPP_CERTIFICATE_STATUS, certificate_status
 from chargeverse.pnc.ca import CertificateAuthority
+from chargeverse.pnc.chain import complete_from_pool
 from chargeverse.pnc.emaid import CheckDigitPolicy
 from chargeverse.pnc.emaid import parse as parse_emaid
 from chargeverse.pnc.errors import PncRejection, Reason
@@ -54,6 +57,9 @@ from edges.pnc import material
 
 log = logging.getLogger("edges.pnc")
 RAW_LIMIT = 8192
+OEM_SUB = "OEM_SUB"  # pnc_trusted_roots.kind of an OEM provisioning sub-CA in the pool (not a trust anchor)
+TRUST_KINDS = ("OEM", "V2G", "MO", OEM_SUB)
+CPS_RELOAD_BEFORE = dt.timedelta(days=7)  # a running process reloads the material to pick up a renewed CPS leaf
 CAUSES = tuple(c.value for c in RevocationCause)
 
 
@@ -100,6 +106,7 @@ class PncService:
         self._lock = threading.Lock()
         self._material: material.CaMaterial | None = None
         self._responder: OcspResponder | None = None
+        self._next_cps_reload = 0.0
         self.pool = ConnectionPool(self.settings.postgres_dsn.get_secret_value(), min_size=1, max_size=4,
                                    open=True, kwargs={"autocommit": True})
         self.registry = ProjectionRegistry(self.pool)
@@ -140,13 +147,15 @@ class PncService:
         return rec
 
     def reject(self, request: str, rejection: PncRejection, *, station_id: str | None = None,
-               emaid: str | None = None, raw: Any = None, response_code: str | None = None) -> None:
+               emaid: str | None = None, raw: Any = None, response_code: str | None = None,
+               request_signature_checked: bool | None = None) -> None:
         """Record a refusal (best effort: a log outage must not turn a refusal into a crash)."""
         text = raw if isinstance(raw, str) or raw is None else json.dumps(raw, default=str)
         rec = self._event(station_id or emaid or "pnc", request=request, station_id=station_id, emaid=emaid,
                           reason=rejection.reason.value, detail=rejection.detail[:1000],
                           response_code=response_code or rejection.iso15118_response_code,
-                          raw=None if text is None else text[:RAW_LIMIT])
+                          raw=None if text is None else text[:RAW_LIMIT],
+                          request_signature_checked=request_signature_checked)
         try:
             self._publish(emaid or station_id or "unknown", "PncRequestRejected", rec)
         except Exception as exc:  # noqa: BLE001
@@ -164,8 +173,11 @@ class PncService:
 
     # ---- admin: trusted roots, enrolment, revocation ---------------------------------------------------------------
     def add_trusted_root(self, pem: str | bytes, kind: str, added_by: str) -> dict[str, Any]:
-        if kind not in ("OEM", "V2G", "MO"):
-            raise PncRejection(Reason.MALFORMED_REQUEST, "kind must be OEM, V2G or MO")
+        """Trust a root (OEM, V2G, MO), or register an OEM provisioning sub-CA (kind OEM_SUB) in the pool that
+        completes cars' chains: ISO 15118-2 CertificateInstallationReq carries only the OEM leaf.  A pool
+        sub-CA is never a trust anchor: a path through it must still end at a trusted OEM/V2G root."""
+        if kind not in TRUST_KINDS:
+            raise PncRejection(Reason.MALFORMED_REQUEST, f"kind must be one of {', '.join(TRUST_KINDS)}")
         try:
             cert = x509.load_pem_x509_certificate(pem.encode() if isinstance(pem, str) else pem)
         except ValueError as exc:
@@ -174,7 +186,11 @@ class PncService:
 
         _check_algorithms(cert)
         bc = _basic_constraints(cert)
-        if bc is None or not bc.ca or cert.issuer != cert.subject:
+        if kind == OEM_SUB:
+            if bc is None or not bc.ca or cert.issuer == cert.subject:
+                raise PncRejection(Reason.PROFILE_VIOLATION, "an OEM sub-CA must be a CA certificate issued by "
+                                   "another CA (register self-signed roots with kind OEM)")
+        elif bc is None or not bc.ca or cert.issuer != cert.subject:
             raise PncRejection(Reason.PROFILE_VIOLATION, "a trusted root must be a self-signed CA certificate")
         fp = cert.fingerprint(hashes.SHA256()).hex()
         rec = self._event(fp, kind=kind, fingerprint_sha256=fp, subject=cert.subject.rfc4514_string(),
@@ -185,10 +201,14 @@ class PncService:
         return {"fingerprint_sha256": fp, "kind": kind, "subject": rec["subject"]}
 
     def trusted_roots(self, kinds: Iterable[str]) -> list[x509.Certificate]:
+        return [c for _, c in self._trust(kinds)]
+
+    def _trust(self, kinds: Iterable[str]) -> list[tuple[str, x509.Certificate]]:
+        """Registered certificates of ``kinds`` (roots, and the OEM sub-CA pool as OEM_SUB), in one query."""
         with self.pool.connection() as conn:
-            rows = conn.execute("SELECT certificate_pem FROM pnc_trusted_roots WHERE kind = ANY(%s)",
+            rows = conn.execute("SELECT kind, certificate_pem FROM pnc_trusted_roots WHERE kind = ANY(%s)",
                                 (list(kinds),)).fetchall()
-        return [x509.load_pem_x509_certificate(r[0].encode()) for r in rows]
+        return [(r[0], x509.load_pem_x509_certificate(r[1].encode())) for r in rows]
 
     def enrol(self, account_id: str, pcid: str, requested_by: str) -> dict[str, Any]:
         """Enrol a car (its PCID) for Plug & Charge under the account's eMAID; the eMAID becomes an id token of
@@ -259,14 +279,21 @@ class PncService:
         action = payload.get("action") if isinstance(payload, Mapping) else None
         action = action if action in ("Install", "Update") else "Install"
         emaid: str | None = None
+        stream: bytes | None = None  # real ISO 15118-2 EXI is answered in EXI, CVX1 in CVX1 (chargeverse/pnc/exi.py)
+        decoded: exi_standin.InstallationRequest | exi_standin.UpdateRequest | None = None
         try:
             req = parse_get15118ev_certificate(dict(payload))
-            decoded = exi_standin.decode_request(req.exi_request, req.action)
+            stream = req.exi_request
+            decoded = pnc_exi.decode_request(req.exi_request, req.action)
             issued, emaid, account_id, pcid = self._issue(decoded, req.action)
+            exi = pnc_exi.respond(req.action, "OK", stream, decoded, self._sa_provisioning(stream),
+                                  chain_der=issued.chain_der(), encrypted_private_key=issued.encrypted_private_key,
+                                  dh_public_key=issued.dh_public_key, emaid=issued.emaid)
         except PncRejection as rej:
             self.reject("Get15118EVCertificate", rej, station_id=station_id, emaid=emaid, raw=dict(payload),
-                        response_code=rej.iso15118_response_code)
-            exi = exi_standin.encode_response(action, rej.iso15118_response_code)
+                        response_code=rej.iso15118_response_code,
+                        request_signature_checked=_signature_checked(decoded))
+            exi = pnc_exi.respond(action, rej.iso15118_response_code, stream, decoded, self._sa_provisioning(stream))
             return {"status": "Failed", "exiResponse": base64.b64encode(exi).decode(),
                     "statusInfo": {"reasonCode": rej.reason.value[:20], "additionalInfo": rej.detail[:512]}}
         m = self.material
@@ -281,12 +308,30 @@ class PncService:
                           not_after=cert.not_valid_after_utc, action=req.action, pcid=pcid,
                           recipient_fingerprint_sha256=issued.recipient_certificate.fingerprint(hashes.SHA256()).hex(),
                           replaces_serial_number=replaces, station_id=station_id,
-                          certificate_pem=cert.public_bytes(serialization.Encoding.PEM).decode())
+                          certificate_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+                          request_signature_checked=_signature_checked(decoded))
         self._publish(issued.emaid, "ContractCertificateIssued", rec)  # on the log before the car is told
-        exi = exi_standin.encode_response(req.action, "OK", chain_der=issued.chain_der(),
-                                          encrypted_private_key=issued.encrypted_private_key,
-                                          dh_public_key=issued.dh_public_key, emaid=issued.emaid)
         return {"status": "Accepted", "exiResponse": base64.b64encode(exi).decode()}
+
+    def _sa_provisioning(self, stream: bytes | None) -> pnc_exi.SaProvisioning | None:
+        """The SAProvisioningCertificateChain (and signer) for a real-EXI answer; None for CVX1 or no material."""
+        if stream is None or pnc_exi.is_cvx1(stream):
+            return None
+        try:
+            m = self.material
+            if (m.cps is not None and m.cps.not_after - utcnow() < CPS_RELOAD_BEFORE
+                    and time.monotonic() >= self._next_cps_reload):
+                # load_or_create renews our own CPS leaf (30 days ahead) or logs why it cannot
+                with self._lock:
+                    self._next_cps_reload = time.monotonic() + 3600  # at most hourly (key decryption is slow)
+                    self._material = None
+                m = self.material
+            if m.cps is None:
+                log.warning("no usable CPS chain: this Get15118EVCertificate response goes out unsigned "
+                            "(see edges/pnc/README.md, `cv pnc init` / `cv pnc import-cps`)")
+            return pnc_exi.sa_from_material(m)
+        except PncRejection:
+            return None
 
     def _issue(self, decoded: exi_standin.InstallationRequest | exi_standin.UpdateRequest,
                action: str) -> tuple[ContractIssued, str, str | None, str | None]:
@@ -304,12 +349,14 @@ class PncService:
                                    (pcid,)).fetchone()
             if row is None:
                 raise PncRejection(Reason.NO_CONTRACT, f"no contract is enrolled for the car {pcid!r}")
-            roots = self.trusted_roots(["OEM", "V2G"])
-            issued = install_contract(m.mo, row[0], leaf, decoded.oem_sub_certificates, roots, now=now,
-                                      validity=validity)
+            trust = self._trust(["OEM", "V2G", OEM_SUB])
+            roots = [c for kind, c in trust if kind != OEM_SUB]
+            presented = [load_certificate(c, what="OEM sub-CA certificate") for c in decoded.oem_sub_certificates]
+            subs = complete_from_pool(leaf, presented, [c for kind, c in trust if kind == OEM_SUB], roots)
+            issued = install_contract(m.mo, row[0], leaf, subs, roots, now=now, validity=validity)
             return issued, row[0], row[1], pcid
         current = load_certificate(decoded.contract_cert, what="contract certificate")
-        roots = [m.mo_root, *self.trusted_roots(["MO", "V2G"])]
+        roots = [*m.mo_roots, *self.trusted_roots(["MO", "V2G"])]  # retired chains' contracts renew too
         issued = update_contract(m.mo, current, decoded.sub_certificates, roots, now=now,
                                  is_revoked=lambda c, i: self._revoked(c, i), validity=validity)
         if parse_emaid(decoded.emaid, CheckDigitPolicy.FLAG).normalised != issued.emaid:
@@ -386,11 +433,9 @@ class PncService:
         presented = parse_emaid(emaid, CheckDigitPolicy.FLAG).normalised if _is_emaid(emaid) else emaid
         if presented != cert_emaid:
             return CertificateCheck("CertChainError", cert_emaid, serial)
-        if status is CertStatus.REVOKED:
-            return CertificateCheck("CertificateRevoked", cert_emaid, serial)
-        if not_after <= now:
-            return CertificateCheck("CertificateExpired", cert_emaid, serial)
-        return CertificateCheck("Accepted", cert_emaid, serial)
+        # the same certificate rule as OCPI real-time authorization (edges/pnc/roaming.py)
+        state = certificate_status(status_value, not_after, now)
+        return CertificateCheck(OCPP_CERTIFICATE_STATUS[state], cert_emaid, serial)
 
     def ocsp(self, request_der: bytes) -> bytes:
         """RFC 6960 over HTTP: DER request in, DER response out (never raises on bad input)."""
@@ -462,6 +507,13 @@ class PncService:
                    expires_at=utcnow() + dt.timedelta(minutes=10), timeout_ms=30_000)
         self._publish(station_id, "OcppCommandRequested", cmd, topic=OCPP_COMMANDS.name)
         return {"status": "Accepted"}
+
+
+def _signature_checked(decoded: object) -> bool | None:
+    """For the events: True/False whether a real-EXI request's XML signature was verified (exi.decode_request);
+    None when not applicable (CVX1, or the request never decoded)."""
+    checked = getattr(decoded, "signature_checked", None)
+    return checked if isinstance(checked, bool) else None
 
 
 def _is_emaid(text: str) -> bool:

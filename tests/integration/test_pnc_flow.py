@@ -423,3 +423,94 @@ async def test_a_plug_and_charge_session_is_billed_like_any_other(pnc_service, p
         raise AssertionError(events("billing", lambda t, r: t == "BillingReview" and spec.station_id in str(r)))
     assert s["energy_kwh"] == 10.0
     assert s["cost"] == {"currency": "EUR", "excl_vat": "2.50", "incl_vat": "2.75", "final": True}
+
+
+async def test_real_iso15118_exi_installation_is_signed_by_the_cps_and_completed_from_the_oem_sub_ca_pool(
+        pnc_service, platform, unique, pki) -> None:  # noqa: ANN001,F811
+    """A real ISO 15118-2 EXI CertificateInstallationReq (signed by the car, carrying only its OEM leaf, as real
+    cars send it) through a real OCPP 2.0.1 charger: the OEM sub-CAs come from the pool registered through the API,
+    the EXI answer is signed by our CPS leaf (chain up to our V2G root), the car unwraps a key that matches its
+    contract, and the contract chains to our MO root.  A car whose sub-CA nobody registered gets
+    FAILED_CertChainError.  Whether each request's signature was checked is on the log."""
+    from chargeverse.pnc import exi
+
+    if exi.unavailable_reason() is not None:
+        pytest.skip(f"real EXI codec absent: {exi.unavailable_reason()}")
+    from edges.pnc.service import shared
+
+    api = httpx.Client(base_url=platform.api, timeout=30)
+    pem, der = serialization.Encoding.PEM, serialization.Encoding.DER
+    car = Car(f"EXI{unique}".upper()[:18])
+    for kind, cert in (("OEM", car.root.certificate), ("OEM_SUB", car.sub2.certificate),
+                       ("OEM_SUB", car.sub1.certificate)):
+        r = api.post("/pnc/trusted-roots", headers=_admin(), json={"kind": kind,
+                                                                   "certificate_pem": cert.public_bytes(pem).decode()})
+        assert r.status_code == 200, r.text
+    r = api.post("/pnc/trusted-roots", headers=_admin(), json={  # a sub-CA is no trust anchor: not as a root
+        "kind": "OEM", "certificate_pem": car.sub1.certificate.public_bytes(pem).decode()})
+    assert r.status_code == 422 and "ProfileViolation" in r.text
+    stranger = Car(f"EXS{unique}".upper()[:18])  # its root is trusted, its sub-CAs never registered
+    r = api.post("/pnc/trusted-roots", headers=_admin(), json={
+        "kind": "OEM", "certificate_pem": stranger.root.certificate.public_bytes(pem).decode()})
+    assert r.status_code == 200, r.text
+    emaids = []
+    for who, c in (("exi", car), ("exs", stranger)):
+        r = api.post("/pnc/enrolments", headers=_admin(), json={
+            "account_id": _account(f"{who}{unique}"),
+            "pcid": c.cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value})
+        assert r.status_code == 200, r.text
+        emaids.append(r.json()["emaid"])
+    mo_root = {str(c.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value): c
+               for c in pkcs7.load_der_pkcs7_certificates(api.get("/pnc/ca-issuers.p7c").content)}["MORootCA"]
+
+    session = bytes.fromhex("00112233445566ff")
+    request = exi.encode_request_installation(car.cert.public_bytes(der), session_id=session, message_id="inst1",
+                                              sign_with=car.key)
+    unsigned = exi.encode_request_installation(stranger.cert.public_bytes(der))
+    spec = register_charger("PNCEXI", unique, version="ocpp2.0.1", profile=2)
+    async with edge_in_process(tls=pki.tls) as edge:
+        async with charger(_wss(edge), spec, ssl=pki.client()) as cp:
+            assert (await boot(cp, spec)).status == "Accepted"
+            res = await cp.call(call201.Get15118EVCertificate(
+                iso15118_schema_version=SCHEMA, action="Install", exi_request=base64.b64encode(request).decode()),
+                suppress=False)
+            assert res.status == "Accepted", res
+            refused = await cp.call(call201.Get15118EVCertificate(
+                iso15118_schema_version=SCHEMA, action="Install", exi_request=base64.b64encode(unsigned).decode()),
+                suppress=False)
+
+    # the car's side: the answer is real EXI, signed by the CPS leaf whose chain ends at our V2G root
+    header, name, body = exi.decode_response(base64.b64decode(res.exi_response))
+    assert name == "CertificateInstallationRes" and body["ResponseCode"] == "OK"
+    assert bytes.fromhex(header["SessionID"]) == session
+
+    def certs(chain: dict) -> list[x509.Certificate]:
+        subs = chain.get("SubCertificates", {}).get("Certificate", [])
+        return [x509.load_der_x509_certificate(base64.b64decode(c))
+                for c in [chain["Certificate"], *(subs if isinstance(subs, list) else [subs])]]
+
+    cps_leaf, *cps_subs = certs(body["SAProvisioningCertificateChain"])
+    now = dt.datetime.now(dt.UTC)
+    assert verify_chain(cps_leaf, cps_subs, [shared().material.v2g_root], now=now)[-1] == shared().material.v2g_root
+    assert cps_leaf.subject.get_attributes_for_oid(x509.NameOID.DOMAIN_COMPONENT)[0].value == "CPS"
+    exi.verify_signature(exi.default_codec(), header["Signature"], {n: body[n] for n in exi.SIGNED_ELEMENTS},
+                         cps_leaf.public_key())  # raises BadSignature otherwise
+    contract, *subs = certs(body["ContractSignatureCertChain"])
+    key = decrypt_private_key(base64.b64decode(body["ContractSignatureEncryptedPrivateKey"]["value"]), car.key,
+                              base64.b64decode(body["DHpublickey"]["value"]))
+    assert contract_private_key_matches(contract, key)
+    assert body["eMAID"]["value"] == emaids[0]
+    verify_chain(contract, subs, [mo_root], now=now)
+
+    assert refused.status == "Failed" and refused.status_info["reason_code"] == "UntrustedChain", refused
+    assert "registered OEM sub-CA" in refused.status_info["additional_info"]
+    _, _, failed = exi.decode_response(base64.b64decode(refused.exi_response))
+    assert failed["ResponseCode"] == "FAILED_CertChainError"
+
+    # the log says which request's signature was checked (the car signed; the stranger did not)
+    issued = wait_for("issuance on the log", lambda: events(
+        "pnc", lambda t, r: t == "ContractCertificateIssued" and r["emaid"] == emaids[0]))
+    assert [r["request_signature_checked"] for _, r in issued] == [True]
+    rejected = wait_for("refusal on the log", lambda: events(
+        "pnc", lambda t, r: t == "PncRequestRejected" and r["station_id"] == spec.station_id))
+    assert [(r["reason"], r["request_signature_checked"]) for _, r in rejected] == [("UntrustedChain", False)]
