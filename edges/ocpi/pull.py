@@ -25,6 +25,7 @@ from typing import Any, AsyncIterator
 import httpx
 
 from chargeverse.kafka import Delivered
+from chargeverse.topics import OCPI_INBOUND
 from edges.ocpi.client import PartnerError
 from edges.ocpi.context import OBJECTS, OcpiContext
 from edges.ocpi.credtokens import authorization
@@ -158,8 +159,9 @@ async def pull(ctx: OcpiContext, p: Partner, module: str, *, date_from: datetime
                                   request_id=page.request_id, source=ctx.source, correlation_id=correlation)
             stats.objects += 1
             stats.invalid += bool(errors)
-            sends.append(ctx.publish(object_key(p.partner_id, module, cc, pid, oid, rec["token_type"]),
-                                     "OcpiObjectReceived", rec))
+            # futures, not coroutines: gather would wrap each coroutine in a task (a page is 1,000 objects)
+            sends.append(ctx.producer.publish_nowait(OCPI_INBOUND.name, object_key(
+                p.partner_id, module, cc, pid, oid, rec["token_type"]), "OcpiObjectReceived", rec))
         for d in await asyncio.gather(*sends):
             prev = stats.last.get(d.partition)
             if prev is None or d.offset > prev.offset:

@@ -15,6 +15,8 @@ Guarantees:
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,7 +154,9 @@ def _upsert(module: str) -> str:
 
 
 def _row(module: str, key: Key, d: _Doc) -> tuple[Any, ...]:
-    obj = d.parsed()
+    # the row's columns need a few fields, never the exact numbers: a document kept as text is read with the
+    # plain (C) parser, about twice as fast as the exact one, and not cached (d.parsed() stays exact for patches)
+    obj = json.loads(d.text) if d.obj is None and d.text is not None else d.parsed()
     obj = obj if isinstance(obj, dict) else {}
     stamp = parse_datetime(obj.get("last_updated")) or d.event.record["occurred_at"]
     base: tuple[Any, ...] = (*key, d.serialised(), stamp, d.event.record["event_id"])
