@@ -3,6 +3,11 @@
 Serving (OCPI 2.2.1 §4.1.5): `date_from` inclusive, `date_to` exclusive, `offset`, `limit` capped at our page
 limit; the answer carries `X-Total-Count` (matching objects, ignoring offset/limit), `X-Limit` (our cap, not the
 number returned) and, unless it is the last page, `Link: <next>; rel="next"` repeating every filter.
+A sender that orders by a unique key may also put `after=<cursor>` (opaque to partners: base64url of the last
+object's sort key) into its next link beside the offset: following it, the next page starts after that key with
+an index seek instead of counting `offset` rows from the start (which made late pages of a 100,000-location pull
+slow), and an object updated during the pull moves to the end instead of shifting a page and being skipped.
+A partner that builds its own `offset` gets exactly the standard behaviour.
 
 Pulling: `page_items` splits one page's body into its objects *as text*, exactly as the partner wrote them (with
 the C JSON scanner, no re-serialisation), so a pulled object is kept verbatim like a pushed one; `next_link` reads
@@ -11,6 +16,7 @@ the `Link` header.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass
@@ -29,6 +35,25 @@ class PageRequest:
     date_to: datetime | None
     offset: int
     limit: int
+    #: keyset cursor from our own next link: (updated_at, id) of the last object of the previous page
+    after: tuple[datetime, str] | None = None
+
+
+def encode_cursor(stamp: datetime, key: str) -> str:
+    raw = json.dumps([stamp.isoformat(), key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[datetime, str]:
+    """The (timestamp, key) of an `after` cursor; ValueError when it is not one of ours."""
+    try:
+        stamp, key = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        when = datetime.fromisoformat(stamp)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not a page cursor: {exc}") from None
+    if when.tzinfo is None or not isinstance(key, str):
+        raise ValueError("not a page cursor")
+    return when, key
 
 
 def parse_page(params: Mapping[str, str], max_limit: int) -> PageRequest:
@@ -56,11 +81,20 @@ def parse_page(params: Mapping[str, str], max_limit: int) -> PageRequest:
 
     date_from, date_to = dt("date_from"), dt("date_to")
     limit = num("limit", max_limit)
-    return PageRequest(date_from, date_to, num("offset", 0), min(limit, max_limit) if limit > 0 else max_limit)
+    after = None
+    if params.get("after"):
+        try:
+            after = decode_cursor(params["after"])
+        except ValueError as exc:
+            raise OcpiError(Status.INVALID_PARAMETERS, f"after: {exc}", 400) from None
+    return PageRequest(date_from, date_to, num("offset", 0), min(limit, max_limit) if limit > 0 else max_limit,
+                       after)
 
 
-def page_headers(url: str, page: PageRequest, total: int, returned: int, max_limit: int) -> dict[str, str]:
-    """X-Total-Count, X-Limit and (unless last) the Link to the next page, with the request's filters."""
+def page_headers(url: str, page: PageRequest, total: int, returned: int, max_limit: int,
+                 last_key: tuple[datetime, str] | None = None) -> dict[str, str]:
+    """X-Total-Count, X-Limit and (unless last) the Link to the next page, with the request's filters (and the
+    keyset cursor after `last_key`, for senders that page by it)."""
     h = {"X-Total-Count": str(total), "X-Limit": str(max_limit)}
     nxt = page.offset + returned
     if returned > 0 and nxt < total:
@@ -71,6 +105,8 @@ def page_headers(url: str, page: PageRequest, total: int, returned: int, max_lim
             q["date_to"] = ocpi_timestamp(page.date_to)
         q["offset"] = str(nxt)
         q["limit"] = str(page.limit)
+        if last_key is not None:
+            q["after"] = encode_cursor(*last_key)
         h["Link"] = f'<{url}?{urlencode(q)}>; rel="next"'
     return h
 

@@ -31,11 +31,17 @@ _STATION = ("s.station_id, s.name, s.operator, s.address, ST_Y(s.location::geome
 
 
 async def _locations(ctx: OcpiContext, where: str, args: list[Any], order_limit: str = "") -> list[dict[str, Any]]:
+    return (await _locations_page(ctx, where, args, order_limit))[0]
+
+
+async def _locations_page(ctx: OcpiContext, where: str, args: list[Any], order_limit: str = ""
+                          ) -> tuple[list[dict[str, Any]], tuple[Any, str] | None]:
+    """The Location documents, and the (updated_at, station_id) of the last one (the next page's cursor)."""
     async with ctx.pool.connection() as conn:
         cur = await conn.execute(f"SELECT {_STATION} FROM stations s WHERE s.own {where} {order_limit}", args)
         stations = [StationRow(*r) for r in await cur.fetchall()]
         if not stations:
-            return []
+            return [], None
         cur = await conn.execute(
             "SELECT station_id, connector_id, standard, max_power_kw, status, status_at FROM connectors "
             "WHERE station_id = ANY(%s)", ([s.station_id for s in stations],))
@@ -44,7 +50,8 @@ async def _locations(ctx: OcpiContext, where: str, args: list[Any], order_limit:
             conns.setdefault(r[0], []).append(ConnectorRow(*r[1:]))
     o = ctx.settings
     return [location_doc(s, conns.get(s.station_id, []), country_code=o.ocpi_country_code, party_id=o.ocpi_party_id,
-                         country=o.ocpi_location_country, time_zone=o.ocpi_location_time_zone) for s in stations]
+                         country=o.ocpi_location_country, time_zone=o.ocpi_location_time_zone) for s in stations], \
+        (stations[-1].updated_at, stations[-1].station_id)
 
 
 def _filters(page: PageRequest) -> tuple[str, list[Any]]:
@@ -66,11 +73,16 @@ async def list_locations(request: Request, _: Caller = Depends(module_caller)) -
     async with ctx.pool.connection() as conn:
         cur = await conn.execute(f"SELECT count(*) FROM stations s WHERE s.own {where}", args)
         total = (await cur.fetchone())[0]  # type: ignore[index]
-    docs = await _locations(ctx, where, [*args, page.limit, page.offset],
-                            "ORDER BY s.updated_at, s.station_id LIMIT %s OFFSET %s")
+    if page.after is not None:  # our own next link: seek past the last location sent (edges/ocpi/paging.py)
+        docs, last = await _locations_page(ctx, where + " AND (s.updated_at, s.station_id) > (%s, %s)",
+                                           [*args, *page.after, page.limit],
+                                           "ORDER BY s.updated_at, s.station_id LIMIT %s")
+    else:
+        docs, last = await _locations_page(ctx, where, [*args, page.limit, page.offset],
+                                           "ORDER BY s.updated_at, s.station_id LIMIT %s OFFSET %s")
     body = envelope_raw("[" + ",".join(json.dumps(d, separators=(",", ":")) for d in docs) + "]")
     headers = page_headers(f"{root_url(ctx.settings)}/cpo/{VERSION}/locations", page, total, len(docs),
-                           ctx.settings.ocpi_page_limit)
+                           ctx.settings.ocpi_page_limit, last_key=last)
     return Response(body, media_type="application/json", headers=headers)
 
 

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from edges.ocpi.paging import PageFormatError, PageRequest, next_link, page_headers, page_items, parse_page
-from edges.ocpi.status import OcpiError
+from edges.ocpi.status import OcpiError, Status
 
 T0 = datetime(2019, 1, 28, 12, 0, tzinfo=timezone.utc)
 
@@ -82,3 +82,24 @@ def test_page_items_handles_a_large_page() -> None:
     objs = [{"id": f"L{i}", "v": i} for i in range(5000)]
     body = page_items(json.dumps({"data": objs, "status_code": 1000}))
     assert [o for _, o in body.items] == objs
+
+
+def test_a_keyset_cursor_round_trips_and_rides_in_the_next_link_beside_the_offset() -> None:
+    from urllib.parse import parse_qs, urlparse
+
+    from edges.ocpi.paging import decode_cursor, encode_cursor
+
+    last = (datetime(2025, 1, 6, 6, 0, 0, 123456, tzinfo=timezone.utc), "STATION/é 7")
+    assert decode_cursor(encode_cursor(*last)) == last
+    h = page_headers("https://x/l", PageRequest(None, None, 0, 100), total=350, returned=100, max_limit=100,
+                     last_key=last)
+    q = parse_qs(urlparse(h["Link"][1:h["Link"].index(">")]).query)
+    assert q["offset"] == ["100"] and parse_page({k: v[0] for k, v in q.items()}, 100).after == last
+
+
+# junk, base64 of junk, and a cursor with a naive time
+@pytest.mark.parametrize("junk", ["x", "bm90IGpzb24", "WyIyMDI1LTAxLTA2VDA2OjAwOjAwIiwiYSJd"])
+def test_a_cursor_that_is_not_ours_is_refused_with_2001(junk: str) -> None:
+    with pytest.raises(OcpiError) as e:
+        parse_page({"after": junk}, 100)
+    assert e.value.status == Status.INVALID_PARAMETERS
