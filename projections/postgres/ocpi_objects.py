@@ -58,9 +58,37 @@ class _Doc:
         return self.text if self.text is not None else dumps(self.obj)
 
 
+#: commands whose body carries the driver's Token (OCPI 2.2.1 StartSession / ReserveNow `token`)
+TOKEN_COMMANDS = frozenset({"START_SESSION", "RESERVE_NOW"})
+
+
+def command_token(record: dict[str, Any]) -> tuple[Key, str] | None:
+    """The (row key, document) of the Token an accepted START_SESSION / RESERVE_NOW carries, or None.  Pure.
+
+    Why: an eMSP need not push a driver's Token before starting a session for it; the command's copy is then all
+    the CPO knows of the token (who owns it, its contract id), and billing needs exactly that to price the
+    session for that eMSP and push it the CDR (streams/billing/partner.py), as the OCPP edge needs it to accept
+    the charger's StartTransaction.  A Token pushed by the eMSP always wins over a command's copy."""
+    if record.get("command") not in TOKEN_COMMANDS or record.get("result") != "ACCEPTED":
+        return None
+    try:
+        body = loads(record.get("raw") or "")
+    except ValueError:
+        return None
+    token = body.get("token") if isinstance(body, dict) else None
+    if not isinstance(token, dict):
+        return None
+    fields = [token.get(f) for f in ("country_code", "party_id", "uid")]
+    if not all(isinstance(f, str) and f for f in fields):
+        return None
+    ttype = token.get("type") if isinstance(token.get("type"), str) else "RFID"
+    key = (record["partner_id"], ci(fields[0]), ci(fields[1]), ci(fields[2]), ci(ttype))
+    return key, dumps(token)
+
+
 class OcpiObjectsProjection(OcpiPgProjection):
     name = "pg.ocpi_objects"
-    handles = frozenset({"OcpiObjectReceived"})
+    handles = frozenset({"OcpiObjectReceived", "OcpiCommandReceived"})
     tables = tuple(TABLES.values())
 
     def fold(self, cur: psycopg.Cursor[Any], events: list[SourcedEvent]) -> None:
@@ -75,6 +103,13 @@ class OcpiObjectsProjection(OcpiPgProjection):
 
         for e in events:
             r = e.record
+            if e.type == "OcpiCommandReceived":
+                cmd = command_token(r)
+                if cmd is not None:  # a token known only from an eMSP's command: kept unless one was pushed
+                    key, text = cmd
+                    if ("tokens", key) not in touched and current("tokens", key) is None:
+                        touched[("tokens", key)] = _Doc(e, text=text)
+                continue
             if not r.get("valid"):
                 continue
             module, method = r["module"], r["method"]

@@ -189,6 +189,11 @@ def test_start_session_round_trip_and_timeout(pair) -> None:  # noqa: ANN001
     assert received["result"] == "ACCEPTED" and received["timeout_s"] == 3
     got = wait_for("X's RESPONSE", lambda: _outcomes(x, cid).get("RESPONSE"))
     assert got["result"] == "ACCEPTED" and got["timeout_s"] == 3 and got["attempts"] == 1
+    # X never pushed this Token: Y keeps the command's copy, so its charger accepts the driver and its billing
+    # knows whom to send the CDR (projections/postgres/ocpi_objects.py `command_token`)
+    kept = wait_for("Y keeps the command's token", lambda: _q(
+        y, "SELECT valid, doc FROM ocpi_tokens WHERE partner_id = 'x' AND id = %s", token["uid"]))
+    assert kept[0][0] is True and json.loads(kept[0][1])["contract_id"] == "NL-EMX-1"
 
     # the charger accepted (as the OCPP edge records it)
     res = envelope(source="test-ocpp-edge", correlation_id=req["correlation_id"], causation_id=req["event_id"])
