@@ -204,7 +204,8 @@ async def probe(url: str, first: int, burst: int = 15) -> dict[str, Any]:
 def _spawn(env: dict[str, str], extra: dict[str, str], log: str) -> tuple[subprocess.Popen, str]:
     """`cv run api` on a free port with `extra` settings; (process, base URL)."""
     port = _free_port()
-    proc_env = {**os.environ, **env, **extra, "CV_API_PORT": str(port), "CV_API_HOST": "127.0.0.1"}
+    proc_env = {**os.environ, **env, **extra, "CV_API_PORT": str(port), "CV_API_HOST": "127.0.0.1",
+                "CV_API_WORKERS": "1"}  # one process: its /proc CPU is the API's
     proc = subprocess.Popen([str(ROOT / ".venv/bin/cv"), "run", "api"], env=proc_env, stdout=subprocess.DEVNULL,
                             stderr=open(log, "w"))
     return proc, f"http://127.0.0.1:{port}"

@@ -1,6 +1,6 @@
 """Station search at Electroverse's scale: 850,000 stations, 100 concurrent clients, API vs raw PostGIS.
 
-    .venv/bin/python bench/station_search.py [--stations 850000] [--clients 100] [--seconds 20] [--quick]
+    .venv/bin/python bench/station_search.py [--stations 850000] [--clients 100] [--seconds 20] [--workers N] [--quick]
 
 Starts its own embedded stack (temp dir, free ports), creates the projection's tables with the platform's own
 migrations, and loads N synthetic stations with COPY (2 connectors each; a fixture for a read benchmark, so the
@@ -9,14 +9,19 @@ load is not a figure).  Positions are spread like real networks: 85% around 120 
 where drivers are.
 
 Then, in the same run, each for `--seconds` with `--clients` concurrent clients:
-- floor: the API's own nearest-20 SQL (and the bbox SQL) sent straight to PostGIS through an async pool;
-- the API (`cv run api` in its own process, uvicorn, JWT checked per request) answering
-  GET /api/stations?near=...&limit=20 (nearest 20, no radius) and GET /api/stations?bbox=...&limit=20,
-  which also reads connectors and the live status from Redis.
-Prints ONE line: p50/p99 latency and requests/s for each, and the API/floor ratios.
+- floor: the nearest-20 rows (and the bbox rows) sent straight to PostGIS through an async pool, station columns
+  only (the floor of every earlier run, and the base of the ratios);
+- sql: the API's own SQL for the same page (`edges.api.stations.search_query`: connectors too, the page built as
+  JSON by Postgres), straight to PostGIS: what the database alone costs the API;
+- the API (`cv run api`, uvicorn with `--workers` processes, default one per core; JWT checked per request)
+  answering GET /api/stations?near=...&limit=20 (nearest 20, no radius) and GET /api/stations?bbox=...&limit=20.
+Prints ONE line: p50/p99 latency and requests/s for each, the API/floor ratios, and the load average before and
+after (the machine may be shared).
 Targets (issue 4): API p99 < 50 ms; the API adds < 3x the raw query time.
-The load generator is Python (httpx) on the same 2-core machine as the server, so its own cost is inside the
-API figures; the floor pays the same event-loop client cost, which keeps the ratio fair.
+The load generator is Python on the same 2-core machine as the server, so its own cost is inside the API figures;
+the floor pays the same event-loop client cost, which keeps the ratio fair.  The API's client is a minimal
+keep-alive HTTP/1.1 client, one connection per simulated app (`KeepAlive`): earlier runs shared one httpx client,
+whose connection pool, not the API, limited them to ~30 req/s.
 """
 
 from __future__ import annotations
@@ -125,7 +130,17 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(len(xs) * p))]
 
 
-async def floor(dsn: str, pts, clients: int, seconds: float, kind: str):  # noqa: ANN001, ANN201
+def api_sql(kind: str, lat: float, lon: float) -> tuple[str, dict]:
+    """The SQL and parameters the API sends for the benchmark's request of `kind` at (lat, lon)."""
+    from edges.api.stations import search_query
+
+    if kind == "near":
+        return search_query(near=f"{lat:.5f},{lon:.5f}", limit=20)
+    return search_query(bbox=f"{lat - 0.05:.5f},{lon - 0.08:.5f},{lat + 0.05:.5f},{lon + 0.08:.5f}", limit=20)
+
+
+async def floor(dsn: str, pts, clients: int, seconds: float, kind: str,  # noqa: ANN001, ANN201
+                api_query: bool = False):
     from psycopg_pool import AsyncConnectionPool
 
     async with AsyncConnectionPool(dsn, min_size=clients, max_size=clients, open=False) as pool:
@@ -134,7 +149,9 @@ async def floor(dsn: str, pts, clients: int, seconds: float, kind: str):  # noqa
         async def one(i: int) -> None:
             lat, lon = pts[i % len(pts)]
             async with pool.connection() as conn:
-                if kind == "near":
+                if api_query:
+                    cur = await conn.execute(*api_sql(kind, lat, lon))
+                elif kind == "near":
                     cur = await conn.execute(NEAR_SQL, {"lat": lat, "lon": lon})
                 else:
                     cur = await conn.execute(BBOX_SQL, {"lat": lat, "lon": lon, "min_lat": lat - 0.05,
@@ -146,24 +163,79 @@ async def floor(dsn: str, pts, clients: int, seconds: float, kind: str):  # noqa
         return await run_clients(clients, seconds, one)
 
 
-async def api(url: str, token: str, pts, clients: int, seconds: float, kind: str):  # noqa: ANN001, ANN201
-    import httpx
+class KeepAlive:
+    """One HTTP/1.1 keep-alive connection doing GETs one at a time: the load generator's client.
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits,
-                                 timeout=30) as client:
-        async def one(i: int) -> None:
-            lat, lon = pts[i % len(pts)]
-            if kind == "near":
-                params = {"near": f"{lat:.5f},{lon:.5f}", "limit": 20}
+    Not httpx: one httpx.AsyncClient shared by 100 concurrent requests spent ~10 ms of CPU per request in its
+    connection pool on this machine (59 req/s against a stub API that serves 800+), so earlier runs measured the
+    client.  Each simulated app keeps its own connection, as a fleet of phones would, like the floor's 100
+    Postgres connections.  Reads Content-Length or chunked bodies; any other framing is an error."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.auth = f"Authorization: Bearer {token}\r\n".encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, target: str) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(f"GET {target} HTTP/1.1\r\nHost: {self.host}\r\n".encode() + self.auth + b"\r\n")
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            headers = {k.strip().lower(): v.strip() for k, _, v in
+                       (line.partition(b":") for line in head.split(b"\r\n")[1:] if line)}
+            if b"content-length" in headers:
+                body = await self.reader.readexactly(int(headers[b"content-length"]))
+            elif headers.get(b"transfer-encoding") == b"chunked":
+                parts = []
+                while size := int((await self.reader.readuntil(b"\r\n")).strip(), 16):
+                    parts.append(await self.reader.readexactly(size + 2))
+                await self.reader.readuntil(b"\r\n")
+                body = b"".join(p[:-2] for p in parts)
             else:
-                params = {"bbox": f"{lat - 0.05:.5f},{lon - 0.08:.5f},{lat + 0.05:.5f},{lon + 0.08:.5f}",
-                          "limit": 20}
-            r = await client.get("/api/stations", params=params)
-            if r.status_code != 200:
-                raise RuntimeError(f"API answered {r.status_code}: {r.text[:200]}")
+                raise RuntimeError(f"unexpected response framing: {head[:200]!r}")
+            if headers.get(b"connection") == b"close":
+                await self.close()
+            return status, body
+        except (asyncio.IncompleteReadError, ConnectionError):
+            await self.close()
+            raise
 
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
+async def api(url: str, token: str, pts, clients: int, seconds: float, kind: str,  # noqa: ANN001, ANN201
+              errors: dict[str, int]):
+    from urllib.parse import urlencode, urlsplit
+
+    where = urlsplit(url)
+    conns = [KeepAlive(where.hostname or "127.0.0.1", where.port or 80, token) for _ in range(clients)]
+
+    async def one(i: int) -> None:
+        lat, lon = pts[i % len(pts)]
+        if kind == "near":
+            params = {"near": f"{lat:.5f},{lon:.5f}", "limit": 20}
+        else:
+            params = {"bbox": f"{lat - 0.05:.5f},{lon - 0.08:.5f},{lat + 0.05:.5f},{lon + 0.08:.5f}", "limit": 20}
+        try:
+            status, body = await conns[i % clients].get("/api/stations?" + urlencode(params))
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:  # counted and printed, never hidden: a
+            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1  # dropped connection is a failure
+            return
+        if status != 200 or not body.startswith(b'{"items":['):
+            raise RuntimeError(f"API answered {status}: {body[:200]!r}")
+
+    try:
         return await run_clients(clients, seconds, one)
+    finally:
+        for c in conns:
+            await c.close()
 
 
 def main() -> None:
@@ -171,6 +243,7 @@ def main() -> None:
     ap.add_argument("--stations", type=int, default=850_000)
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--workers", type=int, default=0, help="API worker processes (CV_API_WORKERS); 0 = one per core")
     ap.add_argument("--quick", action="store_true", help="50,000 stations, 5 s per phase")
     a = ap.parse_args()
     if a.quick:
@@ -187,8 +260,11 @@ def main() -> None:
         centres = load(dsn, a.stations)
         load_s = time.perf_counter() - t0
         pts = query_points(centres, 5000)
+        api_sql("near", *pts[0])  # import the API's query builder before any timed phase
         port = _free_port()
-        proc_env = {**os.environ, **env, "CV_API_PORT": str(port), "CV_API_HOST": "127.0.0.1"}
+        proc_env = {**os.environ, **env, "CV_API_PORT": str(port), "CV_API_HOST": "127.0.0.1",
+                    "CV_API_WORKERS": str(a.workers)}
+        load_before = os.getloadavg()[0]
         api_proc = subprocess.Popen([str(ROOT / ".venv/bin/cv"), "run", "api"], env=proc_env,
                                     stdout=subprocess.DEVNULL, stderr=open("/tmp/cv/bench_api.log", "w"))
         try:
@@ -196,20 +272,29 @@ def main() -> None:
             _wait(url)
             token = issue("bench", ["driver"], ttl_seconds=3600)
             res = {}
+            errors: dict[str, dict[str, int]] = {}
             for kind in ("near", "bbox"):
                 res[f"floor_{kind}"] = asyncio.run(floor(dsn, pts, a.clients, a.seconds, kind))
-                res[f"api_{kind}"] = asyncio.run(api(url, token, pts, a.clients, a.seconds, kind))
+                res[f"sql_{kind}"] = asyncio.run(floor(dsn, pts, a.clients, a.seconds, kind, api_query=True))
+                res[f"api_{kind}"] = asyncio.run(api(url, token, pts, a.clients, a.seconds, kind,
+                                                     errors.setdefault(kind, {})))
         finally:
             api_proc.terminate()
             api_proc.wait(10)
-    parts = [f"stations={a.stations} clients={a.clients} load={load_s:.0f}s"]
+    load_after = os.getloadavg()[0]
+    workers = a.workers or len(os.sched_getaffinity(0))
+    parts = [f"stations={a.stations} clients={a.clients} workers={workers} load={load_s:.0f}s "
+             f"loadavg={load_before:.1f}->{load_after:.1f}"]
     for kind in ("near", "bbox"):
         fl, fr = res[f"floor_{kind}"]
+        sl, sr = res[f"sql_{kind}"]
         al, ar = res[f"api_{kind}"]
         parts.append(f"{kind}: floor p50={pct(fl, .5):.1f}ms p99={pct(fl, .99):.1f}ms {fr:.0f}q/s | "
+                     f"sql p50={pct(sl, .5):.1f}ms p99={pct(sl, .99):.1f}ms {sr:.0f}q/s | "
                      f"api p50={pct(al, .5):.1f}ms p99={pct(al, .99):.1f}ms {ar:.0f}req/s | "
                      f"api/floor p50={pct(al, .5) / pct(fl, .5):.2f}x p99={pct(al, .99) / pct(fl, .99):.2f}x "
-                     f"throughput={ar / fr:.2f}")
+                     f"throughput={ar / fr:.2f} errors={sum(errors[kind].values())}"
+                     + (f" {errors[kind]}" if errors[kind] else ""))
     print(" ; ".join(parts), flush=True)
 
 
@@ -221,7 +306,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait(url: str, timeout: float = 60) -> None:
+def _wait(url: str, timeout: float = 300) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout

@@ -11,6 +11,8 @@ settings unless a test sets it).
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -117,6 +119,57 @@ def keyring_store(request: Request) -> KeyringStore:
     return store
 
 
+@dataclass(frozen=True)
+class _Verified:
+    claims: dict[str, Any]
+    kid: str
+    exp: int
+    issuer: str
+
+
+class VerifiedTokens:
+    """Access tokens this process has verified, with their claims: a bounded LRU keyed by the token string.
+
+    Why it is safe: an access token is stateless (nothing revokes it before `exp`; logout and password changes
+    revoke refresh tokens, edges/api/refresh.py), so a token whose signature and claims verified once stays valid
+    until it expires or the key that signed it retires.  A hit is therefore re-checked against both on every
+    use: `exp` against the clock and the kid against the keyring (the same cached keyring a full verification
+    reads, so a rotation that retires keys takes effect exactly as before), and the issuer it was checked
+    against must still be the configured one.  Only successes are kept; the signature (HMAC) and the JSON/base64
+    decoding are what a hit saves."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._items: OrderedDict[str, _Verified] = OrderedDict()
+
+    def get(self, token: str) -> _Verified | None:
+        hit = self._items.get(token)
+        if hit is not None:
+            self._items.move_to_end(token)
+        return hit
+
+    def put(self, token: str, verified: _Verified) -> None:
+        self._items[token] = verified
+        self._items.move_to_end(token)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def forget(self, token: str) -> None:
+        self._items.pop(token, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def verified_tokens(request: Request) -> VerifiedTokens:
+    """The app's cache of verified access tokens (created on first use)."""
+    state = request.app.state
+    cache = getattr(state, "verified_tokens", None)
+    if cache is None:
+        cache = state.verified_tokens = VerifiedTokens()
+    return cache
+
+
 def _unauthorised(reason: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, f"invalid token: {reason}",
                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
@@ -129,19 +182,44 @@ async def principal(request: Request,
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing Bearer token",
                             headers={"WWW-Authenticate": "Bearer"})
     token = creds.credentials
+    cache = verified_tokens(request)
+    hit = cache.get(token)
+    if hit is not None:
+        claims = await _still_valid(request, hit)
+        if claims is not None:
+            return claims
+        cache.forget(token)  # expired or its key retired: the full check below says which, as it always has
     try:
         kid = unverified_kid(token)
     except TokenError as exc:
         raise _unauthorised(str(exc)) from exc
+    ring = await _ring_for(request, kid)
     try:
-        ring = await keyring_store(request).for_kid(kid)
+        claims = verify(token, keyring=ring)
+    except TokenError as exc:
+        raise _unauthorised(str(exc)) from exc
+    cache.put(token, _Verified(claims, kid, int(claims["exp"]), str(claims["iss"])))
+    return dict(claims)
+
+
+async def _ring_for(request: Request, kid: str) -> Any:
+    try:
+        return await keyring_store(request).for_kid(kid)
     except (RedisError, KeyringError) as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "authentication unavailable, retry shortly",
                             headers={"Retry-After": "1"}) from exc
-    try:
-        return verify(token, keyring=ring)
-    except TokenError as exc:
-        raise _unauthorised(str(exc)) from exc
+
+
+async def _still_valid(request: Request, hit: "_Verified") -> dict[str, Any] | None:
+    """The claims of a token verified before, if it has not expired since (PyJWT's rule: valid while exp > now)
+    and the key that signed it still verifies in the keyring as this process sees it now; else None."""
+    now = time.time()
+    if not hit.exp > now or hit.issuer != get_settings().jwt_issuer:
+        return None
+    ring = await _ring_for(request, hit.kid)
+    if ring.state.entry(hit.kid, now) is None:
+        return None
+    return dict(hit.claims)
 
 
 def require(*roles: str) -> Callable[..., Any]:

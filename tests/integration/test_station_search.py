@@ -85,3 +85,43 @@ def test_bad_search_queries_get_422_with_a_reason(platform, params, why) -> None
     r = httpx.get(f"{platform.api}/api/stations", headers=_h(), params=params)
     assert r.status_code == 422
     assert why in str(r.json()["detail"])
+
+
+def test_a_page_reads_as_the_documented_station_objects(platform, site) -> None:  # noqa: ANN001
+    """Postgres writes the page (edges/api/stations.py): what a client parses must be the documented `Station`,
+    every field in order, with the values the projection holds."""
+    from edges.api.stations import Station, StationPage
+
+    r = httpx.get(f"{platform.api}/api/stations", headers=_h(), params={"near": "-60,-120", "radius": 2000,
+                                                                          "limit": 2})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    page = r.json()
+    StationPage.model_validate(page)
+    assert (page["limit"], page["offset"]) == (2, 0)
+    first, second = page["items"]
+    assert list(first) == list(Station.model_fields)
+    assert (first["station_id"], first["name"], first["operator"]) == (site["fast-a"], "fast-a", "NetA")
+    assert (first["latitude"], first["longitude"], first["distance_m"]) == (-60.0, -120.0, 0.0)
+    assert first["connectors"] == [{"connector_id": 1, "standard": "IEC_62196_T2_COMBO", "max_power_kw": 150.0,
+                                    "status": "Unknown", "error_code": None, "status_at": None}]
+    assert all(first[k] is None for k in ("tariff", "max_energy_price_incl_vat", "ratings", "photos", "forecast"))
+    assert second["station_id"] == site["slow-a"] and 105 < second["distance_m"] < 118  # 0.001 deg of latitude
+    empty = httpx.get(f"{platform.api}/api/stations", headers=_h(), params={"near": "-60,-120", "radius": 2000,
+                                                                              "offset": 4}).json()
+    assert empty == {"items": [], "limit": 20, "offset": 4}
+
+
+def test_a_token_accepted_before_stops_working_when_it_expires(platform, site) -> None:  # noqa: ANN001
+    """The API keeps tokens it verified (edges/api/auth.py, VerifiedTokens): a kept token must still expire."""
+    import time
+
+    import jwt
+
+    token = issue("tester", ["driver"], ttl_seconds=2)
+    h = {"Authorization": f"Bearer {token}"}
+    params = {"near": "-60,-120", "radius": 2000}
+    assert httpx.get(f"{platform.api}/api/stations", headers=h, params=params).status_code == 200
+    assert httpx.get(f"{platform.api}/api/stations", headers=h, params=params).status_code == 200
+    time.sleep(max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 0.2)
+    r = httpx.get(f"{platform.api}/api/stations", headers=h, params=params)
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
