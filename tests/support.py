@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 import uuid
 from typing import Any, Callable
 
@@ -66,3 +67,8 @@ def wait_for(what: str, fn: Callable[[], Any], timeout: float = 30.0, every: flo
                 return last
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+#: tests set station tariffs in effect from here: their sessions carry fixed timestamps (some in the past), and a
+#: tariff set "now" would not be in effect when such a session started (billing: UNKNOWN_TARIFF)
+TARIFFS_SINCE = datetime(2020, 1, 1, tzinfo=timezone.utc)

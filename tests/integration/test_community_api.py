@@ -24,7 +24,7 @@ from chargeverse.kafka import EventProducer
 from chargeverse.stations_admin import register
 from chargeverse.tariffs_admin import set_tariff
 from chargeverse.tokens import issue
-from support import events, wait_for
+from support import events, wait_for, TARIFFS_SINCE
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "ocpi" / "examples"
@@ -40,7 +40,7 @@ def _station(sid: str, lat: float, lon: float, tariff: dict | None = None) -> No
     p = EventProducer()
     register(p, sid, name=f"Station {sid}", operator="CommunityNet", latitude=lat, longitude=lon)
     if tariff is not None:
-        set_tariff(p, sid, tariff, time_zone="Europe/Amsterdam", set_by="test")
+        set_tariff(p, sid, tariff, time_zone="Europe/Amsterdam", set_by="test", valid_from=TARIFFS_SINCE)
     p.close()
 
 

@@ -21,7 +21,7 @@ from chargeverse.simulator import ChargerSpec, boot, connect
 from chargeverse.stations_admin import register
 from chargeverse.tariffs_admin import set_tariff
 from chargeverse.tokens import issue
-from support import events, wait_for
+from support import events, wait_for, TARIFFS_SINCE
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "ocpi" / "examples"
@@ -32,7 +32,7 @@ def _station(unique: str) -> ChargerSpec:
     sid = f"PAY-{unique}"
     p = EventProducer()
     secret = register(p, sid, name="Paid", operator="TestNet", latitude=45.0, longitude=7.0)
-    set_tariff(p, sid, TARIFF, time_zone="Europe/Rome", set_by="test")
+    set_tariff(p, sid, TARIFF, time_zone="Europe/Rome", set_by="test", valid_from=TARIFFS_SINCE)
     p.close()
     return ChargerSpec(sid, secret, 45.0, 7.0, "Paid")
 

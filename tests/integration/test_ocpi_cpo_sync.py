@@ -42,7 +42,7 @@ from streams.ocpi_directory.processor import build as build_directory
 from streams.ocpi_push.fold import Policy as PushPolicy
 from streams.ocpi_push.processor import build as build_push
 from edges.ocpi.context import token_box
-from support import wait_for
+from support import wait_for, TARIFFS_SINCE
 
 pytestmark = pytest.mark.integration
 
@@ -165,7 +165,7 @@ def test_pushes_to_an_emsp_directory_search_and_recovery_after_an_outage(world, 
     tariff = {"country_code": "NL", "party_id": "CPY", "id": f"T{u}", "currency": "EUR",
               "elements": [{"price_components": [{"type": "ENERGY", "price": 0.35, "step_size": 1}]}],
               "last_updated": "2026-01-01T00:00:00Z"}
-    set_tariff(p, sid, tariff, time_zone="Europe/Amsterdam")
+    set_tariff(p, sid, tariff, time_zone="Europe/Amsterdam", valid_from=TARIFFS_SINCE)
 
     roamed = f"roamed:NL:CPY:{sid.upper()}"
 

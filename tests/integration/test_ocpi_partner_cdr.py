@@ -32,7 +32,7 @@ from edges.ocpi.context import token_box
 from edges.ocpi.credtokens import authorization
 from edges.ocpi.local import LocalParty
 from edges.ocpi.push_worker import PushWorker
-from support import events, wait_for
+from support import events, wait_for, TARIFFS_SINCE
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "ocpi" / "examples"
@@ -122,7 +122,7 @@ async def test_a_partners_driver_charges_here_the_partner_gets_the_cdr_and_owes_
         secret = register(p, sid, name="Harbour hub", operator="chargeverse", latitude=51.9, longitude=4.48,
                           address="Kade 7, Rotterdam", connectors=[{"connector_id": 1, "standard":
                                                                     "IEC_62196_T2_COMBO", "max_power_kw": 50.0}])
-        set_tariff(p, sid, TARIFF, time_zone="Europe/Amsterdam", set_by="test")
+        set_tariff(p, sid, TARIFF, time_zone="Europe/Amsterdam", set_by="test", valid_from=TARIFFS_SINCE)
         p.close()
         wait_for("the station and its tariff projected", lambda: _q(
             dsn, "public", "SELECT 1 FROM stations s, station_tariffs t WHERE s.station_id = %s "

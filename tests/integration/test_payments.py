@@ -36,7 +36,7 @@ from ledger.billing.payments import HoldStatus, LocalProvider
 from projections.replay import replay
 from streams.payments.config import PaymentSettings
 from streams.payments.processor import build
-from support import events, wait_for
+from support import events, wait_for, TARIFFS_SINCE
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "ocpi" / "examples"
@@ -146,7 +146,7 @@ async def test_cards_are_held_captured_released_declined_and_never_charged_twice
         sid = f"PAYM-{unique}"
         p = EventProducer()
         secret = register(p, sid, name="Paid", operator="TestNet", latitude=45.0, longitude=7.0)
-        set_tariff(p, sid, TARIFF, time_zone="Europe/Rome", set_by="test")
+        set_tariff(p, sid, TARIFF, time_zone="Europe/Rome", set_by="test", valid_from=TARIFFS_SINCE)
         p.close()
         spec = ChargerSpec(sid, secret, 45.0, 7.0, "Paid")
         wait_for("the tariff projected", lambda: httpx.get(

@@ -37,7 +37,7 @@ from chargeverse.settings import get_settings
 from chargeverse.simulator import boot
 from chargeverse.tokens import issue
 from edges.api.accounts import create_account_sync
-from support import events, wait_for
+from support import events, wait_for, TARIFFS_SINCE
 from test_ocpp_security import _wss, pki  # noqa: F401 - the fixture
 from test_ocpp_support import charger, edge_in_process, register_charger
 
@@ -382,7 +382,7 @@ async def test_a_plug_and_charge_session_is_billed_like_any_other(pnc_service, p
     spec = register_charger("PNCBILL", unique, version="ocpp2.0.1", profile=2)
     p = EventProducer()
     try:
-        set_tariff(p, spec.station_id, tariff, time_zone="Europe/Rome", set_by="test")
+        set_tariff(p, spec.station_id, tariff, time_zone="Europe/Rome", set_by="test", valid_from=TARIFFS_SINCE)
     finally:
         p.close()
     wait_for("the tariff projected", lambda: httpx.get(
