@@ -17,6 +17,11 @@ Why these choices:
   ARF regressor on the residual) and, per user, blends them by their recent absolute errors (exponential weights;
   "follow the leader" is still available), predicting drivers without history from the station-pooled
   candidates only.
+- Energy also has cross-driver median regressions, refitted every 50 labels: `GlobalLAD` (a candidate that reads
+  the driver's and station's medians, the request typed at plug-in and the clock; it also speaks for new drivers)
+  and a stack over the blend and every candidate; the final energy forecast mixes blend and stack by their recent
+  global errors (online: the mix is never chosen by looking ahead).  On Palo Alto, which is not a target dataset,
+  this moves the prequential energy MAE from 2.647 to 2.614 kWh (without the ARF candidate).
 - Anonymous sessions (no user id) share one pseudo-user: they come from the same anonymous pool (e.g. ACN's
   non-app users), which predicts them better than the global mean.
 """
@@ -474,6 +479,168 @@ class ResidualARF:
         self.n[x["user"]] += 1
 
 
+class _RunningMedian:
+    """Median of the last `window` values (sorted list + FIFO; O(window) per insert, window is small)."""
+
+    __slots__ = ("fifo", "vals")
+
+    def __init__(self, window: int) -> None:
+        self.fifo: deque[float] = deque(maxlen=window)
+        self.vals: list[float] = []
+
+    def add(self, v: float) -> None:
+        if len(self.fifo) == self.fifo.maxlen:
+            del self.vals[bisect.bisect_left(self.vals, self.fifo[0])]
+        self.fifo.append(v)
+        bisect.insort(self.vals, v)
+
+    def __len__(self) -> int:
+        return len(self.vals)
+
+    def median(self) -> float:
+        return _median(self.vals)
+
+
+def lad_fit(rows: Any, ys: Any, *, ridge: float, iters: int, start: list[float] | None = None) -> list[float] | None:
+    """Least-absolute-deviation (median) regression by iteratively reweighted least squares: weights 1/|residual|
+    (floored at 0.1), a ridge of `ridge` x n on every coefficient, warm-started from `start`.  None when the
+    system is singular (only possible without a ridge)."""
+    import numpy as np
+
+    X = np.asarray(rows, dtype=float)
+    y = np.asarray(ys, dtype=float)
+    pen = np.diag(np.full(X.shape[1], ridge * len(y)))
+    w = np.ones(len(y)) if start is None else 1.0 / np.maximum(np.abs(y - X @ np.asarray(start)), 0.1)
+    b = None
+    try:
+        for _ in range(iters):
+            Xw = X * w[:, None]
+            b = np.linalg.solve(Xw.T @ X + pen, Xw.T @ y)
+            w = 1.0 / np.maximum(np.abs(y - X @ b), 0.1)
+    except np.linalg.LinAlgError:
+        return None
+    return [float(c) for c in b] if b is not None else None
+
+
+class GlobalLAD:
+    """One median (least-absolute-deviation) regression across ALL drivers, on what is known at plug-in: the
+    driver's own median and history length, the station's median (a target encoding learned online: a DC fast
+    charger's sessions are several times an AC port's), the request typed at plug-in (raw, and capped by what a
+    typical AC port, `ac_kw`, delivers in the stated stay), time away, clock, weekend.
+
+    Why: per-driver statistics know nothing about a driver's first sessions, and the station pool alone ignores the
+    request; a model shared by all drivers learns how much a request, a stay or a station says, and how far to trust
+    a short history (interactions with the "new driver" indicator).  Refitted (iteratively reweighted least squares,
+    warm-started) every `refit_every` labels on the last `window` labelled sessions, so the per-event cost stays a
+    dot product plus an amortised small solve.
+
+    Invariant: a labelled session's features are computed from the state BEFORE its label is learned (as at its
+    plug-in, give or take labels that arrived meanwhile); only learned labels enter the fit; memory is bounded
+    (`window` rows, 500 labels per station, the drivers' label lists)."""
+
+    def __init__(self, window: int = 3000, refit_every: int = 50, iters: int = 6, ridge: float = 1e-3,
+                 min_n: int = 30, ac_kw: float = 7.0) -> None:
+        if window < min_n or refit_every < 1 or iters < 1 or ridge < 0 or ac_kw <= 0:
+            raise ValueError("GlobalLAD needs window >= min_n, refit_every >= 1, iters >= 1, ridge >= 0, ac_kw > 0")
+        self.window, self.refit_every, self.iters, self.ridge, self.min_n = window, refit_every, iters, ridge, min_n
+        self.ac_kw = ac_kw
+        self.user = UserMedian()
+        self.user_n: dict[str, int] = defaultdict(int)
+        self.station: dict[Any, _RunningMedian] = {}
+        self.glob = _RunningMedian(window)
+        self.rows: deque[tuple[list[float], float]] = deque(maxlen=window)
+        self.coef: list[float] | None = None
+        self.since_fit = 0
+
+    @staticmethod
+    def _stat(table: dict[Any, _RunningMedian], key: Any, default: float, min_n: int = 5) -> float:
+        b = table.get(key)
+        if b is None or len(b) < min_n:
+            return default
+        return b.median()
+
+    def features(self, x: Features) -> list[float]:
+        g = self.glob.median() if len(self.glob) else 0.0
+        n = self.user_n.get(x["user"], 0)
+        cold = 1.0 if n == 0 else 0.0
+        um = self.user.predict_one(x) if n else g
+        sm = self._stat(self.station, x.get("station"), g)
+        req, req_h = x.get("requested_kwh"), x.get("requested_h")
+        reqf = min(float(req), 100.0) if req is not None else 0.0
+        reqh = min(float(req_h), 24.0) if req_h is not None else 0.0
+        cap = min(reqf, self.ac_kw * reqh) if req is not None and req_h is not None else 0.0  # what fits the stay
+        gap = x.get("hours_since_last")
+        hour = x.get("hour", 12.0)
+        return [1.0, um, math.log1p(n), cold, sm, cold * sm,
+                reqf, 1.0 if req is None else 0.0, reqh, cap, cold * reqf, cold * cap,
+                math.log1p(min(gap, 720.0)) - 3.2 if gap is not None else 0.0,
+                math.sin(2 * math.pi * hour / 24), math.cos(2 * math.pi * hour / 24),
+                1.0 if x.get("weekend", False) else 0.0,
+                1.0 if x["user"] == ANON else 0.0]
+
+    def predict_one(self, x: Features) -> float:
+        if self.coef is None:  # too few labels to fit: the driver's median, else the station's (as the pool does)
+            if self.user_n.get(x["user"], 0):
+                return self.user.predict_one(x)
+            return self._stat(self.station, x.get("station"), self.glob.median() if len(self.glob) else 0.0, 1)
+        return max(sum(c * f for c, f in zip(self.coef, self.features(x))), 0.0)
+
+    def _fit(self) -> None:
+        coef = lad_fit([f for f, _ in self.rows], [v for _, v in self.rows], ridge=self.ridge, iters=self.iters,
+                       start=self.coef)
+        if coef is not None:  # singular without a ridge: keep the previous fit (or the medians)
+            self.coef = coef
+
+    def learn_one(self, x: Features, y: float) -> None:
+        self.rows.append((self.features(x), float(y)))
+        self.station.setdefault(x.get("station"), _RunningMedian(500)).add(float(y))
+        self.glob.add(float(y))
+        self.user.learn_one(x, y)
+        self.user_n[x["user"]] += 1
+        self.since_fit += 1
+        if len(self.rows) >= self.min_n and (self.coef is None or self.since_fit >= self.refit_every):
+            self._fit()
+            self.since_fit = 0
+
+
+class _Stacker:
+    """A median regression over ALL drivers of the label on the per-driver blend, every candidate's prediction and
+    the plug-in context (history length, new-driver flag, time away, clock, weekend): it learns cross-driver
+    corrections the per-driver blend cannot (e.g. how far to trust a candidate for short histories).  Refitted
+    every `refit_every` labels on the last `window` ones, warm-started; `coef` is None until `min_n` labels."""
+
+    def __init__(self, window: int = 3000, refit_every: int = 50, ridge: float = 0.01, iters: int = 6,
+                 min_n: int = 50) -> None:
+        self.window, self.refit_every, self.ridge, self.iters, self.min_n = window, refit_every, ridge, iters, min_n
+        self.rows: deque[tuple[list[float], float]] = deque(maxlen=window)
+        self.coef: list[float] | None = None
+        self.since_fit = 0
+
+    @staticmethod
+    def features(blend: float, preds: dict[str, float], n_user: int, x: Features) -> list[float]:
+        gap, hour = x.get("hours_since_last"), x.get("hour", 12.0)
+        cold = 1.0 if n_user == 0 else 0.0
+        return [1.0, blend, *preds.values(), math.log1p(n_user), cold, cold * blend,
+                math.log1p(min(gap, 720.0)) - 3.2 if gap is not None else 0.0, 1.0 if gap is None else 0.0,
+                math.sin(2 * math.pi * hour / 24), math.cos(2 * math.pi * hour / 24),
+                1.0 if x.get("weekend", False) else 0.0]
+
+    def predict(self, f: list[float]) -> float | None:
+        if self.coef is None:
+            return None
+        return max(sum(c * v for c, v in zip(self.coef, f)), 0.0)
+
+    def learn(self, f: list[float], y: float) -> None:
+        self.rows.append((f, float(y)))
+        self.since_fit += 1
+        if len(self.rows) >= self.min_n and (self.coef is None or self.since_fit >= self.refit_every):
+            coef = lad_fit([r for r, _ in self.rows], [v for _, v in self.rows], ridge=self.ridge,
+                           iters=self.iters, start=self.coef)
+            if coef is not None:
+                self.coef = coef
+            self.since_fit = 0
+
+
 class SessionForecaster:
     """The learned model: an online combination of candidate predictors, per user, from their past errors only.
 
@@ -484,8 +651,9 @@ class SessionForecaster:
     it dominates.  `combine="leader"` follows the candidate with the lowest error (the original behaviour).
 
     Cold start: a driver with no learned session is predicted only by the candidates that can say something about
-    an unknown driver (`COLD`: the station-pooled medians), combined by their global errors; the per-driver
-    candidates would just echo a global median there.
+    an unknown driver (`COLD`: the station-pooled medians, and for energy the cross-driver `GlobalLAD`, which also
+    reads the request typed at plug-in), combined by their global errors; the per-driver candidates would just echo
+    a global median there.
 
     Why per-user errors: the data shows two populations (regular drivers whose own context median is hard to
     beat, and irregular ones better served by cross-user learning).  Invariant: the combination weights at a
@@ -494,7 +662,8 @@ class SessionForecaster:
     COLD = ("pooled ctx", "pooled ctx req")
 
     def __init__(self, target: str, *, use_arf: bool = True, alpha: float = 0.1, seed: int = 7,
-                 combine: str = "hedge", eta: float = 3.0) -> None:
+                 combine: str = "hedge", eta: float = 3.0, stack: bool | None = None,
+                 meta_alpha: float = 0.02) -> None:
         if target not in ("kwh", "duration_h"):
             raise ValueError("target must be 'kwh' or 'duration_h'")
         if combine not in ("hedge", "leader"):
@@ -510,9 +679,12 @@ class SessionForecaster:
             "pooled ctx long": PooledContextMedian(sigma_h=2.5, half_life=60),
             "pooled ctx sharp": PooledContextMedian(sigma_h=1.0, other_daytype=0.1, half_life=8),
         }
+        self.cold: tuple[str, ...] = self.COLD
         if target == "kwh":  # energy depends on the time away since the last charge; duration did not (measured)
             self.candidates["gap scaled"] = GapScaledMedian(beta=0.5, sigma_h=6.0)
             self.candidates["gap scaled wide"] = GapScaledMedian(beta=0.3, sigma_h=12.0)
+            self.candidates["global lad"] = GlobalLAD()
+            self.cold = (*self.COLD, "global lad")  # it knows the request and the station: speaks for a new driver
         else:
             self.candidates["shifted leave time"] = ShiftedDurationMedian(beta=0.5, sigma_h=2.0)
         if use_arf:
@@ -520,11 +692,16 @@ class SessionForecaster:
         self.user_err: dict[str, dict[str, float]] = {}
         self.glob_err: dict[str, float] = {k: 0.0 for k in self.candidates}
         self.n_glob = 0
+        # energy: a cross-driver stack over the blend, chosen online against the blend (duration met without it)
+        self.stack = _Stacker() if (target == "kwh" if stack is None else stack) else None
+        self.meta_alpha = meta_alpha
+        self.meta_err = {"blend": 0.0, "stack": 0.0}
+        self.user_n: dict[str, int] = defaultdict(int)
 
     def _errors(self, x: Features) -> dict[str, float]:
         errs = self.user_err.get(x["user"])
         if errs is None:
-            return {k: self.glob_err[k] for k in self.COLD}
+            return {k: self.glob_err[k] for k in getattr(self, "cold", self.COLD)}
         return errs
 
     def _leader(self, x: Features) -> str:
@@ -543,19 +720,53 @@ class SessionForecaster:
         total = sum(raw.values())
         return {k: w / total for k, w in raw.items()}
 
+    def _blend(self, x: Features, preds: dict[str, float]) -> float:
+        return max(sum(w * preds[k] for k, w in self.weights(x).items() if w > 0), 0.0)
+
+    def meta_weights(self) -> dict[str, float]:
+        """How much the final forecast leans on the per-driver blend vs the cross-driver stack (global recent
+        absolute errors, exponential weights as for the candidates)."""
+        e = self.meta_err
+        best, scale = min(e.values()), max(sum(e.values()) / len(e), 1e-9)
+        raw = {k: math.exp(-self.eta * (v - best) / scale) for k, v in e.items()}
+        total = sum(raw.values())
+        return {k: v / total for k, v in raw.items()}
+
+    def _final(self, x: Features, preds: dict[str, float]) -> tuple[float, float | None, list[float] | None]:
+        blend = self._blend(x, preds)
+        stack = getattr(self, "stack", None)
+        if stack is None:
+            return blend, None, None
+        f = stack.features(blend, preds, self.user_n.get(x["user"], 0), x)
+        return blend, stack.predict(f), f
+
     def predict_one(self, x: Features) -> float:
-        return max(sum(w * self.candidates[k].predict_one(x) for k, w in self.weights(x).items() if w > 0), 0.0)
+        if getattr(self, "stack", None) is None:  # (and checkpoints from before the stack existed)
+            return max(sum(w * self.candidates[k].predict_one(x) for k, w in self.weights(x).items() if w > 0), 0.0)
+        blend, stacked, _ = self._final(x, {k: m.predict_one(x) for k, m in self.candidates.items()})
+        if stacked is None:
+            return blend
+        w = self.meta_weights()
+        return w["blend"] * blend + w["stack"] * stacked
 
     def learn_one(self, x: Features, y: float) -> None:
+        preds = {k: m.predict_one(x) for k, m in self.candidates.items()}
+        if getattr(self, "stack", None) is not None:  # as the forecast would have been, before anything learns y
+            blend, stacked, f = self._final(x, preds)
+            if stacked is not None:
+                for k, v in (("blend", blend), ("stack", stacked)):
+                    self.meta_err[k] += self.meta_alpha * (abs(v - y) - self.meta_err[k])
+            assert f is not None and self.stack is not None
+            self.stack.learn(f, y)
+            self.user_n[x["user"]] += 1
         errs = self.user_err.get(x["user"])
-        first = errs is None
-        if first:
+        if errs is None:
             errs = dict(self.glob_err)  # start a new user from the global ranking
             self.user_err[x["user"]] = errs
         self.n_glob += 1
         ga = max(self.alpha / 3, 1 / self.n_glob)
         for name, model in self.candidates.items():
-            e = abs(model.predict_one(x) - y)
+            e = abs(preds[name] - y)
             errs[name] += self.alpha * (e - errs[name])
             self.glob_err[name] += ga * (e - self.glob_err[name])
             model.learn_one(x, y)

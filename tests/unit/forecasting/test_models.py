@@ -249,7 +249,7 @@ def test_session_forecaster_hedges_by_past_errors_and_cold_starts_from_the_stati
         f.learn_one(_x(f"o{i}", "dc"), 22.0)
         f.learn_one(_x("u", "ac"), 6.0 + (i % 2))
     w_new = f.weights(_x("new", "dc"))
-    assert set(w_new) == set(SessionForecaster.COLD)  # an unknown driver: only the pooled candidates speak
+    assert set(w_new) == set(f.cold)  # an unknown driver: only the candidates that know the station speak
     assert f.predict_one(_x("new", "dc")) == pytest.approx(22.0)
     w = f.weights(_x("u", "ac"))
     assert sum(w.values()) == pytest.approx(1.0) and all(v > 0 for v in w.values())
