@@ -10,13 +10,18 @@ Seeding is not part of any figure: N StationRegistered events (bench/replay.py's
 apart) replayed into Y's stations projection and ANALYZEd (as autovacuum would have); X registers with Y over
 real HTTP (token A -> B -> C).
 
+X's projections (the objects projection and the station directory) run in a process of their own, as the
+projections worker runs them in production (`cv run worker`), not in X's edge process: a follower process (this
+file with --follow) reading `ocpi.inbound` and writing X's schema.  (`--one-process` puts them back into X's
+process, as `cv run ocpi` with CV_OCPI_FOLLOW=1 does in development.)
+
 Then, in the same run:
 - baseline: the pages alone (`edges.ocpi.pull.pages` over all of Y's pages, nothing published) - the rate of
   serving and paging, the ceiling of the pull;
 - after a warm-up pull of the first 1,000, the pull of the first N/5 locations (date_to) and then of all N, each
   through X's admin API: page by page, every Location validated and published to `ocpi.inbound`, until X's
-  objects projection has applied the last one.  Peak memory = the highest RSS of this process (X's edge, its
-  projection follower, the producer) sampled every 20 ms during a pull, minus the RSS at its start; "flat" means
+  objects projection has applied the last one.  Peak memory = the highest RSS of X's edge process plus its
+  projections process, sampled every 20 ms during a pull, minus the RSS at its start; "flat" means
   the N pull needs at most 1.5x (or 50 MB more than) what the N/5 pull needed.
 Each pull is checked (every location in X's projection, none invalid).  Prints ONE line.
 Target (issue 3): >= 2,000 locations/s end to end and memory flat in the number of locations.
@@ -42,17 +47,25 @@ T0 = datetime(2025, 1, 6, 6, 0, tzinfo=timezone.utc)  # replay.generate's first 
 STEP = timedelta(milliseconds=37)
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
+def rss_mb(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
 
+#: other processes whose RSS counts as X's (its projections process)
+ALSO: list[int] = []
+
+
+def total_rss() -> float:
+    return rss_mb() + sum(rss_mb(p) for p in ALSO)
+
+
 class PeakRss:
     def __init__(self) -> None:
-        self.start = rss_mb()
+        self.start = total_rss()
         self.peak = self.start
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
@@ -60,7 +73,7 @@ class PeakRss:
 
     def _run(self) -> None:
         while not self._stop.wait(0.02):
-            self.peak = max(self.peak, rss_mb())
+            self.peak = max(self.peak, total_rss())
 
     def stop(self) -> float:
         self._stop.set()
@@ -109,11 +122,47 @@ def start_partner(env: dict[str, str]) -> Partner:
     raise SystemExit("the partner process did not become ready")
 
 
+X_OCPI = dict(CV_OCPI_PLATFORM_ID="bench-x", CV_OCPI_SCHEMA_NAME="ocpi_bench_x", CV_OCPI_COUNTRY_CODE="NL",
+              CV_OCPI_PARTY_ID="EMX", CV_OCPI_ROLES="EMSP")
+
+
+def follow() -> int:
+    """--follow: X's OCPI projections, following the log until stdin closes (the projections worker's job)."""
+    from chargeverse.settings import get_settings
+    from edges.ocpi.app import ocpi_projections
+    from projections.postgres.ocpi_follow import Follower
+
+    projections = ocpi_projections(get_settings())
+    follower = Follower(projections).start()
+    print("ready", flush=True)
+    sys.stdin.read()
+    follower.stop()
+    if follower.errors:
+        print(f"projection errors: {follower.errors[:3]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def start_projections(env: dict[str, str]) -> Any:
+    import os
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, __file__, "--follow"], env=dict(os.environ, **env, **X_OCPI),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    if proc.stdout.readline().strip() != "ready":
+        raise SystemExit("X's projections process did not start")
+    return proc
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--locations", type=int, default=100_000)
     ap.add_argument("--quick", action="store_true", help="20,000 locations")
+    ap.add_argument("--one-process", action="store_true", help="X's projections in X's edge process")
+    ap.add_argument("--follow", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.follow:
+        return follow()
     n = 20_000 if a.quick else a.locations
     small = n // 5
 
@@ -149,7 +198,13 @@ def main() -> int:
         x = LocalParty.make(settings, platform_id="bench-x", schema="ocpi_bench_x", country_code="NL",
                             party_id="EMX", roles="EMSP", name="X", apply_timeout=30.0)
         y = start_partner(env)
-        x.start()
+        xp = None
+        if a.one_process:
+            x.start()
+        else:
+            xp = start_projections(env)
+            ALSO.append(xp.pid)
+            x.start_server()
         try:
             adm = {"Authorization": "Bearer " + issue("bench", ["admin"], ttl_seconds=3600)}
             with httpx.Client(timeout=3600, headers=adm) as h:
@@ -195,6 +250,9 @@ def main() -> int:
                 rows = conn.execute("SELECT count(*) FROM ocpi_locations WHERE partner_id = 'y'").fetchone()[0]
         finally:
             x.stop()
+            if xp is not None:
+                xp.stdin.close()
+                xp.wait(30)
             y.terminate()
             y.wait(30)
     if s_stats["objects"] != small or f_stats["objects"] != n or f_stats["invalid"] or rows != n:
@@ -202,7 +260,8 @@ def main() -> int:
     rate = n / f_secs
     flat = f_mem <= max(1.5 * s_mem, s_mem + 50)
     verdict = "MET" if rate >= 2000 and flat else "NOT MET"
-    print(f"ocpi pull {n:,} locations ({f_stats['pages']} pages of 1,000; seeded in {seed_s:.0f} s): "
+    print(f"ocpi pull {n:,} locations ({f_stats['pages']} pages of 1,000; seeded in {seed_s:.0f} s; X's "
+          f"projections {'in its edge process' if a.one_process else 'in their own process'}): "
           f"pages only {n / base_s:,.0f} loc/s | end to end {rate:,.0f} loc/s ({f_secs:.1f} s, "
           f"{rate / (n / base_s):.0%} of paging) | {small:,} locations {small / s_secs:,.0f} loc/s | "
           f"peak RSS +{s_mem:.0f} MB for {small:,}, +{f_mem:.0f} MB for {n:,} | "
