@@ -30,6 +30,8 @@ ConcurrentTx).  The lock is released early when the command fails (poll) and whe
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -160,11 +162,22 @@ async def _app_token(request: Request, account_id: str) -> str:
     return uid
 
 
+#: how long to wait for the route of a charger that may have just connected (its edge writes routes in batches,
+#: edges/ocpp/dispatch.py ROUTE_FLUSH_S) before falling back to its latest session
+VERSION_GRACE_S = 1.0
+
+
 async def _version(request: Request, station_id: str) -> str:
     """The OCPP version to address the charger in: what it speaks on its socket now, else in its latest session."""
-    live = await request.app.state.redis.get(ROUTE_VERSION_PREFIX + station_id)
-    if live in (V16, V201):
-        return str(live)
+    redis = request.app.state.redis
+    deadline = asyncio.get_running_loop().time() + VERSION_GRACE_S
+    while True:
+        live = await redis.get(ROUTE_VERSION_PREFIX + station_id)
+        if live in (V16, V201):
+            return str(live)
+        if asyncio.get_running_loop().time() >= deadline:
+            break
+        await asyncio.sleep(0.1)
     seen = await _rows(request, "SELECT ocpp_version FROM sessions WHERE charge_point_id = %s AND ocpp_version IS "
                                 "NOT NULL ORDER BY started_at DESC NULLS LAST LIMIT 1", (station_id,))
     return str(seen[0][0]) if seen and seen[0][0] in (V16, V201) else V16
