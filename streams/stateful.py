@@ -39,8 +39,8 @@ Fold = Callable[[dict[str, Any] | None, SourcedEvent], tuple[dict[str, Any] | No
 class StatefulProcessor:
     """A processor that is also a Projection (of its own state), so the projection agents can run it."""
 
-    def __init__(self, name: str, topics: tuple[str, ...], dsn: str, fold: Fold,
-                 key_of: Callable[[SourcedEvent], str], producer: EventProducer | None = None,
+    def __init__(self, name: str, topics: tuple[str, ...], dsn: str, fold: Fold | None,
+                 key_of: Callable[[SourcedEvent], str] | None, producer: EventProducer | None = None,
                  schema: str = "public") -> None:
         self.name, self.topics = name, topics
         self.dsn, self.schema = dsn, schema
@@ -68,6 +68,7 @@ class StatefulProcessor:
         return {(t, p): o for t, p, o in rows}
 
     def apply(self, events: Sequence[SourcedEvent]) -> int:
+        """Steps 1-5 of the module docstring for one batch; returns how many events were new."""
         if not events:
             return 0
         if self.conn.closed or self.conn.broken:
@@ -79,32 +80,43 @@ class StatefulProcessor:
             new = unseen(events, {(t, p): o for t, p, o in rows})
             if not new:
                 return 0
-            data = real(new)
-            keys = sorted({self.key_of(e) for e in data})
-            states: dict[str, dict[str, Any] | None] = {k: None for k in keys}
-            for k, st in self.conn.execute("SELECT key, state FROM processor_state WHERE processor = %s "
-                                           "AND key = ANY(%s)", (self.name, keys)):
-                states[k] = st
-            outputs: list[Output] = []
-            for e in data:
-                k = self.key_of(e)
-                states[k], outs = self.fold(states[k], e)
-                outputs.extend(outs)
-            self.producer.publish_many_sync(outputs)
-            cur = self.conn.cursor()
-            keep = [(self.name, k, Jsonb(v)) for k, v in states.items() if v is not None]
-            drop = [k for k, v in states.items() if v is None]
-            if keep:
-                cur.executemany("INSERT INTO processor_state (processor, key, state) VALUES (%s, %s, %s) "
-                                "ON CONFLICT (processor, key) DO UPDATE SET state = EXCLUDED.state", keep)
-            if drop:
-                cur.execute("DELETE FROM processor_state WHERE processor = %s AND key = ANY(%s)",
-                            (self.name, drop))
-            cur.executemany(
+            self.process(new)
+            self.conn.cursor().executemany(
                 "INSERT INTO projection_offsets (projection, topic, partition, next_offset) VALUES (%s,%s,%s,%s) "
                 "ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
                 [(self.name, t, p, o) for (t, p), o in advanced(new).items()])
         return len(new)
+
+    def process(self, new: Sequence[SourcedEvent]) -> None:
+        """Steps 3-4 and the state half of 5, inside apply's transaction: fold the new events per key, publish
+        the outputs (acknowledged) and store the states.  A processor whose unit is not the event key (e.g. a
+        site fed by events keyed otherwise) overrides this and keeps the rest of the guarantees."""
+        if self.fold is None or self.key_of is None:
+            raise TypeError(f"{self.name}: a StatefulProcessor needs a fold and key_of, or its own process()")
+        data = real(new)
+        keys = sorted({self.key_of(e) for e in data})
+        states: dict[str, dict[str, Any] | None] = {k: None for k in keys}
+        for k, st in self.conn.execute("SELECT key, state FROM processor_state WHERE processor = %s "
+                                       "AND key = ANY(%s)", (self.name, keys)):
+            states[k] = st
+        outputs: list[Output] = []
+        for e in data:
+            k = self.key_of(e)
+            states[k], outs = self.fold(states[k], e)
+            outputs.extend(outs)
+        self.producer.publish_many_sync(outputs)
+        self.save_states(states)
+
+    def save_states(self, states: dict[str, dict[str, Any] | None]) -> None:
+        """Upsert the given keys' states; a None state deletes its key."""
+        cur = self.conn.cursor()
+        keep = [(self.name, k, Jsonb(v)) for k, v in states.items() if v is not None]
+        drop = [k for k, v in states.items() if v is None]
+        if keep:
+            cur.executemany("INSERT INTO processor_state (processor, key, state) VALUES (%s, %s, %s) "
+                            "ON CONFLICT (processor, key) DO UPDATE SET state = EXCLUDED.state", keep)
+        if drop:
+            cur.execute("DELETE FROM processor_state WHERE processor = %s AND key = ANY(%s)", (self.name, drop))
 
     def checksum(self) -> str:
         h = hashlib.sha256()

@@ -17,20 +17,16 @@ a flagged best-effort plan (see streams/smartcharging/optimiser.py).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import sys
 import threading
 from typing import Any, Iterator, Sequence
 
-from psycopg.types.json import Jsonb
-
 from chargeverse.kafka import EventProducer
 from chargeverse.topics import FORECASTS, OCPP_COMMANDS, SESSIONS, SITES, SMARTCHARGING, STATIONS
-from projections.base import SourcedEvent, advanced, real, unseen
-from projections.postgres.migrate import connect, migrate
+from projections.base import SourcedEvent, real
 from streams.smartcharging_service import decide
+from streams.stateful import StatefulProcessor
 
 NAME = "smartcharging"
 TOPICS = (SITES.name, SESSIONS.name, STATIONS.name, FORECASTS.name)
@@ -95,81 +91,25 @@ def decide_batch(states: dict[str, dict[str, Any]], events: Sequence[tuple[str, 
     return touched, outs
 
 
-class SmartChargingProcessor:
-    """A processor that is also a Projection (of its own state), so the projection agents can run it."""
-
-    name = NAME
-    topics = TOPICS
+class SmartChargingProcessor(StatefulProcessor):
+    """streams/stateful.py's transaction, with a batch step that routes events to sites (see the module docstring)."""
 
     def __init__(self, dsn: str, schema: str = "public", producer: EventProducer | None = None) -> None:
-        self.dsn, self.schema = dsn, schema
-        self._producer = producer
-        self._owns_producer = producer is None
-        self.conn = connect(dsn, schema)
-        migrate(self.conn, schema)
+        super().__init__(NAME, TOPICS, dsn, None, None, producer=producer, schema=schema)
 
-    @property
-    def producer(self) -> EventProducer:
-        if self._producer is None:
-            self._producer = EventProducer()
-        return self._producer
-
-    def close(self) -> None:
-        self.conn.close()
-        if self._owns_producer and self._producer is not None:
-            self._producer.close()
-
-    def offsets(self) -> dict[tuple[str, int], int]:
-        with self.conn.transaction():
-            rows = self.conn.execute("SELECT topic, partition, next_offset FROM projection_offsets "
-                                     "WHERE projection = %s", (self.name,)).fetchall()
-        return {(t, p): o for t, p, o in rows}
-
-    def apply(self, events: Sequence[SourcedEvent]) -> int:
-        if not events:
-            return 0
-        if self.conn.closed or self.conn.broken:
-            self.conn = connect(self.dsn, self.schema)
-        with self.conn.transaction():
-            self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.name,))
-            rows = self.conn.execute("SELECT topic, partition, next_offset FROM projection_offsets "
-                                     "WHERE projection = %s", (self.name,)).fetchall()
-            new = unseen(events, {(t, p): o for t, p, o in rows})
-            if not new:
-                return 0
-            data = [e for e in real(new) if e.type in RELEVANT]
-            if data:
-                states = {k: st for k, st in self.conn.execute(
-                    "SELECT key, state FROM processor_state WHERE processor = %s", (self.name,))}
-                try:
-                    touched, outs = decide_batch(states, [(e.type, e.record) for e in data])
-                except Exception:
-                    log.exception("smartcharging: deciding a batch failed")  # the agent retries, then dead-letters
-                    raise
-                self.producer.publish_many_sync(outs)
-                if touched:
-                    self.conn.cursor().executemany(
-                        "INSERT INTO processor_state (processor, key, state) VALUES (%s, %s, %s) "
-                        "ON CONFLICT (processor, key) DO UPDATE SET state = EXCLUDED.state",
-                        [(self.name, k, Jsonb(states[k])) for k in sorted(touched)])
-            self.conn.cursor().executemany(
-                "INSERT INTO projection_offsets (projection, topic, partition, next_offset) VALUES (%s,%s,%s,%s) "
-                "ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
-                [(self.name, t, p, o) for (t, p), o in advanced(new).items()])
-        return len(new)
-
-    def checksum(self) -> str:
-        h = hashlib.sha256()
-        with self.conn.transaction():
-            for k, st in self.conn.execute("SELECT key, state FROM processor_state WHERE processor = %s "
-                                           "ORDER BY key", (self.name,)):
-                h.update(k.encode() + b"\0" + json.dumps(st, sort_keys=True).encode())
-        return h.hexdigest()
-
-    def reset(self) -> None:
-        with self.conn.transaction():
-            self.conn.execute("DELETE FROM processor_state WHERE processor = %s", (self.name,))
-            self.conn.execute("DELETE FROM projection_offsets WHERE projection = %s", (self.name,))
+    def process(self, new: Sequence[SourcedEvent]) -> None:
+        data = [e for e in real(new) if e.type in RELEVANT]
+        if not data:
+            return
+        states = {k: st for k, st in self.conn.execute(
+            "SELECT key, state FROM processor_state WHERE processor = %s", (self.name,))}
+        try:
+            touched, outs = decide_batch(states, [(e.type, e.record) for e in data])
+        except Exception:
+            log.exception("smartcharging: deciding a batch failed")  # the agent retries, then dead-letters
+            raise
+        self.producer.publish_many_sync(outs)
+        self.save_states({k: states[k] for k in sorted(touched)})
 
 
 def build(dsn: str, schema: str = "public", producer: EventProducer | None = None) -> SmartChargingProcessor:
