@@ -34,25 +34,22 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
-import httpx
 from confluent_kafka import Consumer, TopicPartition
-from psycopg_pool import AsyncConnectionPool
 
-from chargeverse.avro import DecodeError, default_codec
+from chargeverse.avro import DecodeError
 from chargeverse.events import envelope as event_envelope
-from chargeverse.kafka import EventProducer, base_config
 from chargeverse.settings import Settings
 from chargeverse.topics import OCPI_INBOUND, OCPI_OUTBOUND, OCPP_COMMANDS
 from edges.ocpi import VERSION
-from edges.ocpi.client import PartnerError, call
+from edges.ocpi.client import call
 from edges.ocpi.commands import command_result
 from edges.ocpi.commands_api import command_key
 from edges.ocpi.config import root_url
-from edges.ocpi.context import token_box
-from edges.ocpi.outbound import Attempted, Lanes, Policy
+from edges.ocpi.outbound import Attempted
 from edges.ocpi.store import partner as load_partner
+from edges.ocpi.worker_base import OcpiWorker
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +100,8 @@ class _In:
 
 
 @dataclass
-class CommandsWorker:
+class CommandsWorker(OcpiWorker):
+    kind: ClassVar[str] = "commands"
     settings: Settings
     clock: Callable[[], datetime] = _utcnow
     bootstrap: str | None = None
@@ -114,15 +112,7 @@ class CommandsWorker:
     errors: list[BaseException] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self.codec = default_codec()
-        self.box = token_box(self.settings)
-        o = self.settings
-        self.policy = Policy(retries=o.ocpi_outbound_retries, base=o.ocpi_outbound_backoff,
-                             cap=o.ocpi_outbound_backoff_cap, failure_threshold=o.ocpi_breaker_failures,
-                             reset_after=o.ocpi_breaker_reset_seconds)
+        self._setup()
 
     @property
     def source(self) -> str:
@@ -130,31 +120,9 @@ class CommandsWorker:
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
 
-    def start(self, timeout: float = 30.0) -> "CommandsWorker":
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True,
-                                        name=f"ocpi-commands-{self.settings.ocpi_platform_id}")
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError("the OCPI commands worker did not start")
-        return self
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
     async def _main(self) -> None:
-        dsn = self.settings.postgres_dsn.get_secret_value()
-        self.pool = AsyncConnectionPool(dsn, min_size=1, max_size=4, open=False,
-                                        kwargs={"options": f"-c search_path={self.settings.ocpi_schema_name},public"})
-        await self.pool.open(wait=True, timeout=30)
-        self.http = httpx.AsyncClient(timeout=self.settings.ocpi_http_timeout, follow_redirects=False)
-        self.producer = EventProducer(self.bootstrap)
-        self.lanes = Lanes(self.policy)
+        consumer = await self._open_io(f"ocpi-commands-{self.settings.ocpi_platform_id}")
         loop = asyncio.get_running_loop()
-        consumer = Consumer({**base_config(self.bootstrap),
-                             "group.id": f"ocpi-commands-{self.settings.ocpi_platform_id}",
-                             "enable.auto.commit": False, "fetch.wait.max.ms": 20})
         try:
             ends = await loop.run_in_executor(None, self._assign, consumer)
             self._ready.set()
@@ -190,11 +158,7 @@ class CommandsWorker:
             self.errors.append(exc)
             self._ready.set()
         finally:
-            await self.lanes.close()
-            consumer.close()
-            await self.http.aclose()
-            await self.pool.close()
-            self.producer.close()
+            await self._close_io(consumer)
 
     def _assign(self, consumer: Consumer) -> dict[tuple[str, int], int]:
         """Assign every partition from `lookback` ago; return the partitions' ends as of now (non-empty ranges)."""

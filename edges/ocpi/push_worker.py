@@ -29,21 +29,18 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-import httpx
 from confluent_kafka import Consumer, TopicPartition
-from psycopg_pool import AsyncConnectionPool
 
-from chargeverse.avro import DecodeError, default_codec
+from chargeverse.avro import DecodeError
 from chargeverse.events import derive
-from chargeverse.kafka import EventProducer, base_config
 from chargeverse.settings import Settings
 from chargeverse.topics import OCPI_INBOUND, OCPI_OUTBOUND
 from edges.ocpi.client import PartnerError, call
-from edges.ocpi.context import token_box
-from edges.ocpi.outbound import Attempted, CircuitOpen, Lanes, Policy, retryable
+from edges.ocpi.outbound import Attempted, CircuitOpen, retryable
 from edges.ocpi.store import partner as load_partner
+from edges.ocpi.worker_base import OcpiWorker
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +60,8 @@ def target_url(endpoint: str, method: str, rec: dict[str, Any]) -> str:
 
 
 @dataclass
-class PushWorker:
+class PushWorker(OcpiWorker):
+    kind: ClassVar[str] = "push"
     settings: Settings
     bootstrap: str | None = None
     #: (partner, module, object id, offset) of every push delivered, for tests and `cv` diagnostics (bounded)
@@ -72,15 +70,7 @@ class PushWorker:
     errors: list[BaseException] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.codec = default_codec()
-        self.box = token_box(self.settings)
-        o = self.settings
-        self.policy = Policy(retries=o.ocpi_outbound_retries, base=o.ocpi_outbound_backoff,
-                             cap=o.ocpi_outbound_backoff_cap, failure_threshold=o.ocpi_breaker_failures,
-                             reset_after=o.ocpi_breaker_reset_seconds)
+        self._setup()
         #: partner -> {(topic, partition): the first offset not delivered}
         self.blocked: dict[str, dict[tuple[str, int], int]] = {}
         #: partner -> the highest offset delivered or parked (pushes at or below it are not sent again)
@@ -106,30 +96,9 @@ class PushWorker:
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
 
-    def start(self, timeout: float = 30.0) -> "PushWorker":
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True,
-                                        name=f"ocpi-push-{self.settings.ocpi_platform_id}")
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError("the OCPI push worker did not start")
-        return self
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
     async def _main(self) -> None:
-        dsn = self.settings.postgres_dsn.get_secret_value()
-        self.pool = AsyncConnectionPool(dsn, min_size=1, max_size=4, open=False,
-                                        kwargs={"options": f"-c search_path={self.settings.ocpi_schema_name},public"})
-        await self.pool.open(wait=True, timeout=30)
-        self.http = httpx.AsyncClient(timeout=self.settings.ocpi_http_timeout, follow_redirects=False)
-        self.producer = EventProducer(self.bootstrap)
-        self.lanes = Lanes(self.policy)
+        consumer = await self._open_io(self.group)
         loop = asyncio.get_running_loop()
-        consumer = Consumer({**base_config(self.bootstrap), "group.id": self.group, "enable.auto.commit": False,
-                             "fetch.wait.max.ms": 20})
         try:
             await loop.run_in_executor(None, self._assign, consumer)
             self._ready.set()
@@ -164,11 +133,7 @@ class PushWorker:
             for t in self.tasks.values():
                 t.cancel()
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-            await self.lanes.close()
-            consumer.close()
-            await self.http.aclose()
-            await self.pool.close()
-            self.producer.close()
+            await self._close_io(consumer)
 
     def _assign(self, consumer: Consumer) -> None:
         md = consumer.list_topics(timeout=10)
