@@ -92,6 +92,19 @@ class Problem:
         return {"code": self.reason.value, "field": self.field, "detail": self.detail}
 
 
+@dataclass(frozen=True)
+class ReviewProblem:
+    """A reason billing cannot post that is not about a CDR's figures (no account, pricing failed, a credit CDR,
+    an unknown location): free-form code, same shape on the review queue as `Problem`."""
+
+    code: str
+    field: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "field": self.field, "detail": self.detail}
+
+
 @dataclass(frozen=True, slots=True)
 class CheckPolicy:
     """Tolerances.  Amounts are compared within `amount_tolerance_units` minor units of the CDR's currency

@@ -31,7 +31,6 @@ Invariants (tests/unit/billing/test_billing_fold.py names each):
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -40,7 +39,7 @@ from typing import Any, Callable, Mapping
 from chargeverse import exactjson
 from chargeverse.events import derive
 from chargeverse.topics import BILLING, LEDGER
-from ledger.billing.cdr_checks import CdrTotals, Problem, Reason, check_cdr, cost_totals
+from ledger.billing.cdr_checks import CdrTotals, Problem, Reason, ReviewProblem, check_cdr, cost_totals
 from ledger.billing.events import billing_review, cdr_priced
 from ledger.billing.postings_plan import DriverPayer, FleetPayer, own_session_plan
 from ledger.tariff import MeterSample, TariffEngineError, price_samples
@@ -49,18 +48,6 @@ from streams.billing import partner
 SOURCE = "streams.billing"
 #: (topic, key, event type, record)
 Output = tuple[str, str, str, dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class SessionProblem:
-    """A reason billing cannot post a session that is not about the CDR's figures (no account, pricing failed)."""
-
-    code: str
-    field: str
-    detail: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "field": self.field, "detail": self.detail}
 
 
 @dataclass(frozen=True)
@@ -179,22 +166,22 @@ def _bill(ctx: Mapping[str, Any], samples: list[list[Any]], stop: Mapping[str, A
     session_id = stop["session_id"]
     payer_info = ctx.get("payer")
     tariff_info = ctx.get("tariff")
-    reasons: list[Problem | SessionProblem] = []
+    reasons: list[Problem | ReviewProblem] = []
     if tariff_info is None:
         reasons.append(Problem(Reason.UNKNOWN_TARIFF, "tariffs",
                                f"no tariff in effect for {ctx['charge_point_id']} at {ctx['started_at']}"))
     partner_info = ctx.get("partner") if payer_info is None else None
     if payer_info is None and partner_info is None:
-        reasons.append(SessionProblem("NO_ACCOUNT", "cdr_token.uid",
+        reasons.append(ReviewProblem("NO_ACCOUNT", "cdr_token.uid",
                                       f"id token {ctx.get('id_token')!r} is not linked to an account"))
     emsp: partner.EmspPayer | None = None
     if partner_info is not None:
         try:
             emsp = partner.payer_of(partner_info)
         except (ValueError, KeyError) as exc:
-            reasons.append(SessionProblem("BAD_PARTNER", "cdr_token.party_id", f"{type(exc).__name__}: {exc}"))
+            reasons.append(ReviewProblem("BAD_PARTNER", "cdr_token.party_id", f"{type(exc).__name__}: {exc}"))
         if ctx.get("location") is None:
-            reasons.append(SessionProblem("UNKNOWN_LOCATION", "cdr_location",
+            reasons.append(ReviewProblem("UNKNOWN_LOCATION", "cdr_location",
                                           f"station {ctx['charge_point_id']} is not in the stations projection: "
                                           "no location for the partner's CDR"))
     cdr: dict[str, Any] | None = None
@@ -209,7 +196,7 @@ def _bill(ctx: Mapping[str, Any], samples: list[list[Any]], stop: Mapping[str, A
                                      known_tariffs={tariff_info["tariff"]["id"]: tariff_info["tariff"]["currency"]},
                                      tariff_id=tariff_info["tariff"]["id"]))
         except (TariffEngineError, ValueError, KeyError) as exc:
-            reasons.append(SessionProblem("PRICING_FAILED", "charging_periods", f"{type(exc).__name__}: {exc}"))
+            reasons.append(ReviewProblem("PRICING_FAILED", "charging_periods", f"{type(exc).__name__}: {exc}"))
     account_id = payer_info["account_id"] if payer_info else None
     if reasons:
         payload = exactjson.dumps({"session": _plain(stop), "context": _plain(ctx), "cdr": cdr}, default=str)

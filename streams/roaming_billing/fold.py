@@ -39,7 +39,8 @@ from typing import Any, Callable, Mapping
 from chargeverse import exactjson
 from chargeverse.events import derive
 from chargeverse.topics import BILLING, LEDGER
-from ledger.billing.cdr_checks import CheckPolicy, Problem, Reason, check_cdr, cost_totals, parse_cdr_json, read_totals
+from ledger.billing.cdr_checks import (CheckPolicy, Problem, Reason, ReviewProblem, check_cdr, cost_totals,
+                                       parse_cdr_json, read_totals)
 from ledger.billing.discrepancy import DEFAULT_THRESHOLD, DiscrepancyDecision, Threshold, compare_totals
 from ledger.billing.events import billing_discrepancy, billing_review, cdr_priced
 from ledger.billing.postings_plan import DriverPayer, RoamingFee, roamed_session_plan
@@ -51,18 +52,6 @@ EVENT = "OcpiObjectReceived"
 WHOLE = frozenset({"POST", "PUT", "PULL"})
 #: (topic, key, event type, record)
 Output = tuple[str, str, str, dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class CdrProblem:
-    """A reason a CDR cannot be posted that is not about its figures (no account, a credit CDR, ...)."""
-
-    code: str
-    field: str
-    detail: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "field": self.field, "detail": self.detail}
 
 
 @dataclass(frozen=True)
@@ -199,11 +188,11 @@ def _bill(rec: Mapping[str, Any], cdr: dict[str, Any], ctx: Mapping[str, Any],
     known = {tid: t.get("currency") for tid, t in received.items() if isinstance(t.get("currency"), str)}
     problems: list[Any] = list(check_cdr(cdr, known_tariffs=known, policy=policy.checks))
     if cdr.get("credit") is True:
-        problems.append(CdrProblem("CREDIT_CDR", "credit",
+        problems.append(ReviewProblem("CREDIT_CDR", "credit",
                                    f"credit CDR for {cdr.get('credit_reference_id')!r}: reverse the original's "
                                    "posting by hand (not automated yet)"))
     if not account_id:
-        problems.append(CdrProblem("NO_ACCOUNT", "cdr_token.uid",
+        problems.append(ReviewProblem("NO_ACCOUNT", "cdr_token.uid",
                                    f"id token {ctx.get('uid')!r} is not linked to an account"))
     if problems:
         return [_review(rec, problems, session_id, account_id)], "REVIEW"
@@ -244,7 +233,7 @@ def _bill(rec: Mapping[str, Any], cdr: dict[str, Any], ctx: Mapping[str, Any],
                                   source_event_id=rec["event_id"], account_id=account_id, tariff_id=tariff_id))))
     if unpriced is not None:
         # posted anyway (the partner's CDR is authoritative), but a human should know we could not check it
-        outs.append(_review(rec, [CdrProblem("NOT_REPRICED", "tariffs", f"posted unchecked: {unpriced}")],
+        outs.append(_review(rec, [ReviewProblem("NOT_REPRICED", "tariffs", f"posted unchecked: {unpriced}")],
                             session_id, account_id))
     if not plan.is_empty:
         outs.append((LEDGER.name, plan.ledger_key, "LedgerPostingSet",
