@@ -33,7 +33,8 @@ PARTNER_EVENTS = frozenset({"OcpiPartnerOnboarded", "OcpiTokenIssued", "OcpiPart
 class OcpiPartnersProjection(OcpiPgProjection):
     name = "pg.ocpi_partners"
     handles = PARTNER_EVENTS
-    tables = ("ocpi_partners", "ocpi_partner_roles", "ocpi_credentials_tokens")
+    tables = (("ocpi_partners", "partner_id"), ("ocpi_partner_roles", "partner_id, role, country_code, party_id"),
+              ("ocpi_credentials_tokens", "token_hash"))
 
     def fold(self, cur: psycopg.Cursor[Any], events: list[SourcedEvent]) -> None:
         for e in events:
@@ -95,7 +96,7 @@ class OcpiPartnersProjection(OcpiPgProjection):
                     "kind = EXCLUDED.kind WHERE ocpi_credentials_tokens.partner_id = EXCLUDED.partner_id",
                     (token_hash, partner_id, kind, at))
 
-    def _checksum_queries(self) -> tuple[str, ...]:
+    def checksum_queries(self) -> tuple[str, ...]:
         return ("SELECT partner_id, name, state, plain_token, their_versions_url, their_token_sealed, version, "
                 "endpoints::text, "
                 "roles::text, their_credentials, registered_at, updated_at, last_event_id FROM ocpi_partners "

@@ -6,90 +6,43 @@ projections/station_fold.py); rows depend only on events, so a replay into an em
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Sequence
 
+import psycopg
 from psycopg import sql
 
-from projections.base import SourcedEvent, advanced, real, unseen
-from projections.postgres.migrate import connect, migrate
+from projections.base import SourcedEvent
+from projections.postgres.table_projection import TableProjection
 from projections.station_fold import fold
 
 
-class StationsProjection:
+class StationsProjection(TableProjection):
     name = "pg.stations"
     topics = ("stations",)
+    tables = (("stations", "station_id"), ("connectors", "station_id, connector_id"),
+              ("charge_point_credentials", "station_id"))
 
-    def __init__(self, dsn: str, schema: str = "public") -> None:
-        self.dsn = dsn
-        self.schema = schema
-        self.conn = connect(dsn, schema)
-        migrate(self.conn, schema)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    # ---- offsets ---------------------------------------------------------------------------------------------
-    def offsets(self) -> dict[tuple[str, int], int]:
-        with self.conn.transaction():
-            rows = self.conn.execute("SELECT topic, partition, next_offset FROM projection_offsets "
-                                     "WHERE projection = %s", (self.name,)).fetchall()
-        return {(t, p): o for t, p, o in rows}
-
-    # ---- apply -----------------------------------------------------------------------------------------------
-    def _reconnect_if_broken(self) -> None:
-        if self.conn.closed or self.conn.broken:
-            self.conn = connect(self.dsn, self.schema)
-
-    def apply(self, events: Sequence[SourcedEvent]) -> int:
-        if not events:
-            return 0
-        self._reconnect_if_broken()
-        with self.conn.transaction():
-            rows = self.conn.execute(
-                "SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = %s FOR UPDATE",
-                (self.name,)).fetchall()
-            new = unseen(events, {(t, p): o for t, p, o in rows})
-            if not new:
-                return 0
-            patches = fold(real(new))
-            cur = self.conn.cursor()
-            for cols, values in _grouped(patches.stations, ("station_id",)):
-                cur.executemany(_upsert_sql("stations", ("station_id",), cols), values)
-            for cols, values in _grouped(patches.connectors, ("station_id", "connector_id")):
-                cur.executemany(_upsert_sql("connectors", ("station_id", "connector_id"), cols), values)
-            if patches.credentials:
-                cur.executemany(
-                    "INSERT INTO charge_point_credentials (station_id, password_hash, security_profile, revoked, "
-                    "registration_status) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (station_id) DO UPDATE SET "
-                    "password_hash = EXCLUDED.password_hash, security_profile = EXCLUDED.security_profile, "
-                    "revoked = EXCLUDED.revoked, registration_status = EXCLUDED.registration_status",
-                    [(sid, *cred) for sid, cred in patches.credentials.items()])
+    def write(self, cur: psycopg.Cursor[Any], events: Sequence[SourcedEvent]) -> None:
+        patches = fold(list(events))
+        for cols, values in _grouped(patches.stations, ("station_id",)):
+            cur.executemany(_upsert_sql("stations", ("station_id",), cols), values)
+        for cols, values in _grouped(patches.connectors, ("station_id", "connector_id")):
+            cur.executemany(_upsert_sql("connectors", ("station_id", "connector_id"), cols), values)
+        if patches.credentials:
             cur.executemany(
-                "INSERT INTO projection_offsets (projection, topic, partition, next_offset) VALUES (%s,%s,%s,%s) "
-                "ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
-                [(self.name, t, p, o) for (t, p), o in advanced(new).items()])
-        return len(new)
+                "INSERT INTO charge_point_credentials (station_id, password_hash, security_profile, revoked, "
+                "registration_status) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (station_id) DO UPDATE SET "
+                "password_hash = EXCLUDED.password_hash, security_profile = EXCLUDED.security_profile, "
+                "revoked = EXCLUDED.revoked, registration_status = EXCLUDED.registration_status",
+                [(sid, *cred) for sid, cred in patches.credentials.items()])
 
     # ---- replay support --------------------------------------------------------------------------------------
-    def checksum(self) -> str:
-        h = hashlib.sha256()
-        with self.conn.transaction():
-            for query in (
-                "SELECT station_id, name, operator, address, own, ST_AsText(location), vendor, model, serial_number,"
+    def checksum_queries(self) -> tuple[str, ...]:
+        return ("SELECT station_id, name, operator, address, own, ST_AsText(location), vendor, model, serial_number,"
                 " firmware_version, boot_status, heartbeat_interval, booted_at, last_heartbeat_at, online,"
                 " edge_instance, updated_at, last_event_id FROM stations ORDER BY station_id",
                 "SELECT * FROM connectors ORDER BY station_id, connector_id",
-                "SELECT * FROM charge_point_credentials ORDER BY station_id",
-            ):
-                for row in self.conn.execute(query):
-                    h.update(repr(row).encode())
-        return h.hexdigest()
-
-    def reset(self) -> None:
-        with self.conn.transaction():
-            self.conn.execute("TRUNCATE stations, connectors, charge_point_credentials")
-            self.conn.execute("DELETE FROM projection_offsets WHERE projection = %s", (self.name,))
+                "SELECT * FROM charge_point_credentials ORDER BY station_id")
 
 
 def _grouped(patches: dict[Any, dict[str, Any]], keys: tuple[str, ...]):
