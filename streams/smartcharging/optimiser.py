@@ -33,25 +33,29 @@ limit tree and therefore the peak, cost and carbon like real cars (they are what
 to have to serve) but never displace a real car's energy (``energy`` comes before ``reserve``).
 
 Optional ``integer=True``: binary on/off per car and slot with ``min_kw <= p <= max_kw`` when on (MILP,
-default 1 % relative gap). Binaries exist only where needed: for seats whose minimum is known to be 0
-(`Seat.min_kw`) there is none. Optional strategy ``lp_guided`` (`OptimiserConfig.milp_strategy`; not
-the default: on the 500-EV depot its restricted peak stage was not faster than the full MILP in our
-loaded measurements):
+default 1 % relative gap per stage). Binaries exist only where needed: for seats whose minimum is known to
+be 0 (`Seat.min_kw`) there is none. Two strategies (`OptimiserConfig.milp_strategy`):
 
-1. solve every stage on the LP relaxation (binaries relaxed to [0, 1] in place -- the persistent
-   model is not rebuilt);
-2. fix the on/off decision wherever the LP already respects the minimum (p = 0 or p >= min_kw) for
-   cars whose LP schedule has no slot strictly between 0 and min_kw; only the cars with such a
-   fractional slot keep free binaries (on the 500-EV depot: ~140 of 500 cars);
-3. solve the stages as a MILP over that neighbourhood (a restriction: always feasible, because the
-   LP schedule with its fractional slots switched off satisfies it; that schedule, with every other
-   variable completed from it, is passed as the MIP start), then un-fix everything. If the rounded
-   schedule's energy is already within the MIP gap of the LP bound, the energy stage is not re-solved
-   (it is locked at the rounded value: certified by the bound).
+``lp_guided`` (default) -- per lexicographic stage, with the earlier stages locked at their incumbents:
 
-The LP values are kept as bounds (`ChargingModel.lp_values`): the energy stage's LP value is a true upper
-bound for the MILP, so its gap is reported honestly; ``full`` (default) solves the unrestricted MILP
-(~50 s on the 500-EV depot on a loaded machine).
+1. solve the stage's LP relaxation. With ``0 <= on <= 1`` the on/off rows are implied by the plain LP
+   (``on = p / max`` satisfies both), so the relaxation *is* the plain LP: the on/off block is not even
+   pushed to HiGHS (fast build, warm-started LP re-solves). Its optimum bounds the MILP stage, because
+   the locks hold the *integer* incumbents of the earlier stages, not their LP values;
+2. round it to an on/off pattern (`_pattern`: slots at or above the minimum stay on, empty slots off,
+   of the slots in between the fullest are switched on as far as the car's energy, its request and
+   every limit above it allow) and solve the same stage restricted to that pattern -- an LP over power
+   *bounds* (on: ``p >= min``, off: ``p = 0``), so HiGHS keeps its basis. Its optimum is a feasible
+   MILP schedule. If the pattern is infeasible (or not good enough), the previous stage's incumbent
+   pattern is tried: that one is always feasible, since its schedule meets every lock;
+3. if the incumbent is within `mip_gap` of the bound (``|value - bound| <= gap * |value|``) the stage
+   is *certified* and locked; otherwise the on/off block is added to HiGHS once and the stage is solved
+   as the real MILP, started from the incumbent (MIP start), to HiGHS' own gap and dual bound.
+
+Every stage's bound, value, gap and method are kept (`ChargingModel.stage_info`; `optimise` copies
+bound and gap into the schedule's ``stages``). On the 500-EV x 96-slot depot (4.2 kW minimum) every
+stage is certified by rounding (gaps 0 / 0.03 / 0.4 %) at about 2-3x the LP's solve time; the full MILP
+took ~50 s there. ``full`` builds the binaries up front and lets HiGHS solve every stage as a MILP.
 """
 
 from __future__ import annotations
@@ -95,7 +99,10 @@ class OptimiserConfig:
     time_limit: float | None = None
     threads: int | None = None
     #: ``lp_guided`` (relax, fix what the LP already decides, MILP over the rest) or ``full``.
-    milp_strategy: Literal["lp_guided", "full"] = "full"
+    milp_strategy: Literal["lp_guided", "full"] = "lp_guided"
+    #: lp_guided: relative room above the bound of a certified ``peak``/``cost``/``carbon`` stage that
+    #: later stages may use (capped at `mip_gap`, so the stage's gap stays certified).
+    milp_lock_slack: float = 0.0
     #: HiGHS options per stage. Measured on the 500-EV depot: dual simplex (HiGHS' default) is
     #: fastest for the energy and peak stages; when only the objective changes (cost, carbon, asap)
     #: the previous optimum is primal feasible, so primal simplex from that basis is ~2x faster.
@@ -135,6 +142,8 @@ class _StageResult:
     ok: bool
     value: float
     status: str
+    #: The solver's bound on the stage (a MILP's dual bound; an LP's optimum).
+    bound: float = math.nan
 
 
 class ChargingModel:
@@ -253,23 +262,26 @@ class ChargingModel:
         m.obj_defer = pyo.Objective(expr=m.D, sense=pyo.minimize)
         for c in CRITERIA:
             getattr(m, f"obj_{c}").deactivate()
+        #: (seat, slot) pairs that may need an on/off binary (seats whose minimum is not known to be 0).
+        self._int_pairs: list[tuple[int, int]] = []
         if config.integer:
-            seats_ = self.seats
-            on_pairs = [(k, t) for (k, t) in pairs if seats_[k].min_kw is None or seats_[k].min_kw > 0]
-            m.SPI = pyo.Set(initialize=on_pairs, dimen=2, ordered=True)
-            m.on = pyo.Var(m.SPI, domain=pyo.Binary)
+            self._int_pairs = [(k, t) for (k, t) in pairs if self.seats[k].min_kw is None or self.seats[k].min_kw > 0]
             m.pmin = pyo.Param(m.K, mutable=True, initialize=0.0)
             m.pmax = pyo.Param(m.K, mutable=True, initialize=0.0)
-
-            def lo_coef(k: int) -> object:
-                return seats_[k].min_kw if seats_[k].min_kw is not None else m.pmin[k]
-
-            def hi_coef(k: int) -> object:
-                return seats_[k].max_kw if seats_[k].max_kw is not None else m.pmax[k]
-
-            m.on_lo = pyo.Constraint(m.SPI, rule=lambda m, k, t: m.p[k, t] >= lo_coef(k) * m.on[k, t])
-            m.on_hi = pyo.Constraint(m.SPI, rule=lambda m, k, t: m.p[k, t] <= hi_coef(k) * m.on[k, t])
+        self._int_mask = np.zeros((len(self.seats), T), dtype=bool)
+        for k, t in self._int_pairs:
+            self._int_mask[k, t] = True
         self.m = m
+        # lp_guided builds the on/off block (pyomo and HiGHS) only when a stage needs the real MILP.
+        self._binaries_loaded = False
+        if config.integer and config.milp_strategy == "full":
+            self._build_binaries()
+            self._binaries_loaded = True
+        self._binaries_relaxed = False
+        self._seat_nodes: list[list[str]] | None = None  # non-root limit nodes above each seat (lazy)
+        self._node_cap: dict[str, np.ndarray] = {}  # last per-slot caps given to `set_node_cap` (rounding)
+        self._params_pushed = False
+        self._restricted: list[tuple[int, int]] = []  # power bounds `_restrict` changed
         self._ub = np.full((len(self.seats), T), -1.0)  # last bound pushed to each p (avoid redundant setub)
         self._solver = AppsiHighs()
         self._solver.config.load_solution = False
@@ -278,7 +290,8 @@ class ChargingModel:
             self._solver.config.time_limit = config.time_limit
         if config.integer:
             self._solver.config.mip_gap = config.mip_gap
-            self._solver.config.warmstart = True
+            # MIP start from the current values (full MILP; lp_guided turns it on for its MILP fallback).
+            self._solver.config.warmstart = config.milp_strategy == "full"
         self._base_options: dict[str, object] = {}
         if config.threads is not None:
             self._base_options["threads"] = config.threads
@@ -299,11 +312,11 @@ class ChargingModel:
         self.build_seconds = time.perf_counter() - t0
         self.solves = 0
         self._pmin = np.array([s.min_kw or 0.0 for s in self.seats])
-        #: Stage values of the LP relaxation from the last `lp_guided` MILP solve (empty otherwise).
-        self.lp_values: dict[str, float] = {}
-        #: Number of free binaries in the last `lp_guided` MILP neighbourhood.
-        self.free_binaries = 0
-        #: (stage, seconds) of every stage solved (LP relaxation stages first for ``lp_guided``).
+        #: Per stage of the last ``lp_guided`` MILP solve: method ("lp": the relaxation already met every
+        #: minimum, "rounded": restricted LP certified by the relaxation, "milp": HiGHS MILP), bound,
+        #: value, relative gap, cars with a fractional slot in the relaxation, seconds.
+        self.stage_info: list[dict[str, object]] = []
+        #: (stage, seconds) of every stage solved.
         self.stage_seconds: list[tuple[str, float]] = []
 
     # ---------------------------------------------------------------- updates
@@ -334,6 +347,7 @@ class ChargingModel:
         """Per-slot cap for a node (e.g. 0 from a charger fault on)."""
         m = self.m
         cap = np.minimum(np.asarray(cap_kw, dtype=float), BIG)
+        self._node_cap[node] = np.maximum(cap[: self.T], 0.0).copy()
         if node == self.root:
             for t in range(self.T):
                 m.L[t].setub(float(max(cap[t], 0.0)))
@@ -398,7 +412,8 @@ class ChargingModel:
         elif crit == "defer" and not m.D.fixed:
             m.D.setub(v + slack)
 
-    def _solve_stage(self, crit: str) -> _StageResult:
+    def _solve_stage(self, crit: str, dual: bool = False) -> _StageResult:
+        """Solve one stage; ``dual`` forces dual simplex (after bound changes the basis stays dual feasible)."""
         m = self.m
         for c in CRITERIA:
             obj = getattr(m, f"obj_{c}")
@@ -408,14 +423,18 @@ class ChargingModel:
                 obj.deactivate()
         opts = dict(self._base_options)
         opts.update(dict(dict(self.config.stage_options).get(crit, ())))
-        if not opts.get("simplex_strategy"):
+        if dual or not opts.get("simplex_strategy"):
             opts["simplex_strategy"] = 1
         self._solver.highs_options = opts
+        # Parameters (caps, prices, requests) only change between `solve` calls: re-sending all of them
+        # (appsi pushes every mutable coefficient, ~13k on the 500-EV depot) once per `solve` is enough.
+        self._solver.update_config.update_params = not self._params_pushed
         try:
             res = self._solver.solve(m)
         except Exception as exc:  # noqa: BLE001 - a solver failure must become a flagged result
             log.warning("HiGHS failed in stage %s: %s", crit, exc)
             return _StageResult(False, math.nan, f"error:{exc}")
+        self._params_pushed = True
         self.solves += 1
         tc = str(res.termination_condition)
         ok = res.best_feasible_objective is not None and ("optimal" in tc or "maxTimeLimit" in tc or "Limit" in tc)
@@ -427,7 +446,8 @@ class ChargingModel:
         agg = {"energy": m.Etot, "peak": m.P, "cost": m.C, "carbon": m.Q, "fairness": m.F, "reserve": m.R,
                "asap": m.A, "urgency": m.U, "defer": m.D}
         v = pyo.value(agg[crit]) if crit in agg else float(res.best_feasible_objective)
-        return _StageResult(True, float(v), tc)
+        bound = res.best_objective_bound
+        return _StageResult(True, float(v), tc, float(bound) if bound is not None else math.nan)
 
     def solve(self, objectives: Sequence[str] | None = None) -> tuple[dict[str, float], str, float]:
         """Run the lexicographic stages. Returns (stage values, status, solve seconds)."""
@@ -436,159 +456,245 @@ class ChargingModel:
         for c in ("urgency", "defer"):
             if c in objectives and c not in self.config.objectives:
                 raise ValueError(f"the {c} stage must be in OptimiserConfig.objectives when the model is built")
-        if self.config.integer and self.config.milp_strategy == "lp_guided" and len(self.m.on):
-            values, status = self._solve_guided(objectives)
-        else:
-            values, status = self._run_stages(objectives)
+        self._params_pushed = False
+        try:
+            if self.config.integer and self.config.milp_strategy == "lp_guided" and self._int_pairs:
+                values, status = self._solve_guided(objectives)
+            else:
+                values, status = self._run_stages(objectives)
+        finally:
+            self._params_pushed = False
         return values, status, time.perf_counter() - t0
 
     def _solve_guided(self, objectives: tuple[str, ...]) -> tuple[dict[str, float], str]:
-        """LP relaxation, fix what it decides, MILP over the rest (see module docstring)."""
-        m = self.m
-        for v in m.on.values():
-            v.domain = pyo.UnitInterval
-        self.lp_values, lp_status = self._run_stages(objectives)
-        ons = list(m.on.items())
-        try:
-            if lp_status != "ok":
-                for _, v in ons:
-                    v.domain = pyo.Binary
-                return self._run_stages(objectives)
-            lo = self._pmin
-            frac: set[int] = set()
-            vals = {}
-            for (k, t), _ in ons:
-                pv = m.p[k, t].value or 0.0
-                vals[k, t] = pv
-                if 1e-6 < pv < lo[k] - 1e-6:
-                    frac.add(k)
-            free = 0
-            for (k, t), v in ons:
-                v.domain = pyo.Binary
-                if k in frac:
-                    free += 1
-                    v.set_value(1.0 if vals[k, t] >= lo[k] - 1e-6 else 0.0, skip_validation=True)
-                else:
-                    v.fix(1.0 if vals[k, t] > 1e-6 else 0.0)
-            self.free_binaries = free
-            # MIP start: the LP schedule rounded to respect the minimum (`_round_lp`), every other
-            # variable completed from it.
-            self._round_lp(sorted(frac))
-            for (k, t), v in ons:
-                if k in frac:
-                    v.set_value(1.0 if (m.p[k, t].value or 0.0) > 1e-9 else 0.0, skip_validation=True)
-            self._complete_from_p()
-            return self._run_stages(objectives, self._certified(objectives))
-        finally:
-            for _, v in ons:
-                if v.fixed:
-                    v.unfix()
-                v.domain = pyo.Binary
-
-    def _round_lp(self, frac_seats: list[int]) -> None:
-        """Round the loaded LP schedule so every on slot respects its seat's minimum, keeping energy.
-
-        Each slot strictly between 0 and the minimum is switched off and its energy moved to the same
-        car's other slots: first topping up slots already on, then switching on a new slot at the
-        minimum (taking the surplus back from the car's on slots). Every move respects the car's
-        bounds, every tree node's cap and the relaxation's peak plus half the MIP gap (so the peak stage
-        stays certifiable), cheapest price first. Energy that cannot be placed is dropped (the result is then only a MIP start).
-        """
-        m, T, dt = self.m, self.T, self.dt
-        if not frac_seats:
-            return
-        n = len(self.seats)
-        p = np.zeros((n, T))
-        for (k, t), v in m.p.items():
-            p[k, t] = v.value or 0.0
-        ub = np.maximum(self._ub, 0.0)
-        load = p.sum(axis=0)
-        # Half the MIP gap of room above the relaxation's peak: a min-peak LP is flat at its peak in
-        # many slots, so without room no energy could move; with it the peak stays certifiable.
-        top = max(float(load.max()), 0.0) * (1.0 + 0.5 * self.config.mip_gap)
-        peak_cap = np.array([min(m.L[t].ub if m.L[t].ub is not None else BIG, top) for t in range(T)])
-        nodes = {nd: np.fromiter(ks, dtype=int) for nd, ks in self._under.items()}
-        node_load = {nd: p[ks].sum(axis=0) for nd, ks in nodes.items()}
-        node_cap = {nd: np.array([pyo.value(m.cap[nd, t]) if (nd, t) in m.cap else BIG for t in range(T)])
-                    for nd in nodes}
-        anc = {k: [nd for nd, ks in self._under.items() if k in ks] for k in frac_seats}
-        price = np.array([pyo.value(m.price[t]) for t in range(T)])
-        eps = 1e-7
-
-        def head(k: int, t: int) -> float:
-            h = min(ub[k, t] - p[k, t], peak_cap[t] - load[t])
-            for nd in anc[k]:
-                h = min(h, node_cap[nd][t] - node_load[nd][t])
-            return max(0.0, h)
-
-        def add(k: int, t: int, kw: float) -> None:
-            p[k, t] += kw
-            load[t] += kw
-            for nd in anc[k]:
-                node_load[nd][t] += kw
-
-        for k in frac_seats:
-            lo = self._pmin[k]
-            slots = sorted(self._by_seat.get(k, ()), key=lambda t: (price[t], t))
-            owed = 0.0  # kW-slots to place
-            for t in slots:
-                if eps < p[k, t] < lo - eps:
-                    owed += p[k, t]
-                    add(k, t, -p[k, t])
-            for t in slots:  # top up slots already on
-                if owed <= eps:
-                    break
-                if p[k, t] >= lo - eps:
-                    x = min(owed, head(k, t))
-                    add(k, t, x)
-                    owed -= x
-            for t in slots:  # switch on a new slot at (at least) the minimum
-                if owed <= eps:
-                    break
-                if p[k, t] > eps or head(k, t) < lo - eps:
-                    continue
-                x = min(max(owed, lo), head(k, t))
-                surplus = x - owed
-                donors = [s for s in slots if s != t and p[k, s] - lo > eps]
-                give = sum(p[k, s] - lo for s in donors)
-                if surplus > give + eps:
-                    continue
-                add(k, t, x)
-                owed = 0.0
-                for s in sorted(donors, key=lambda s: (-price[s], s)):
-                    if surplus <= eps:
-                        break
-                    y = min(surplus, p[k, s] - lo)
-                    add(k, s, -y)
-                    surplus -= y
-        for (k, t), v in m.p.items():
-            if k in anc:
-                v.set_value(float(max(p[k, t], 0.0)) if p[k, t] > eps else 0.0, skip_validation=True)
-
-    def _certified(self, objectives: tuple[str, ...]) -> dict[str, float]:
-        """Leading stages the rounded schedule already solves to within the MIP gap of the LP bound.
-
-        A stage's LP value bounds the MILP only while every earlier stage's rounded value is at least as
-        good as its LP value (up to the lock slack): then the MILP's feasible set at that stage is
-        inside the relaxation's. Stops at the first stage that fails.
-        """
+        """Per stage: LP bound, rounded restricted LP, certified gap; MILP fallback (module docstring)."""
         m, c = self.m, self.config
-        agg = {"energy": m.Etot, "peak": m.P, "cost": m.C, "carbon": m.Q, "fairness": m.F, "reserve": m.R,
-               "asap": m.A, "urgency": m.U, "defer": m.D}
-        out: dict[str, float] = {}
-        for crit in objectives:
-            if crit not in self.lp_values or crit not in agg:
-                break
-            lp, inc = self.lp_values[crit], float(pyo.value(agg[crit]))
-            slack = c.rel_tol * abs(lp) + c.abs_tol
-            gap = c.mip_gap * max(abs(lp), abs(inc)) + c.abs_tol
-            maximise = _SENSE[crit] == pyo.maximize
-            if (maximise and inc < lp - gap) or (not maximise and inc > lp + gap):
-                break
-            out[crit] = inc
-            if (maximise and inc < lp - slack) or (not maximise and inc > lp + slack):
-                break  # certified itself, but no longer a valid bound for the stages after it
+        self.stage_info = []
+        self._reset_locks()
+        values: dict[str, float] = {}
+        status = "ok"
+        held: np.ndarray | None = None  # on/off pattern of the last incumbent (it satisfies every lock so far)
+        snapshot: list | None = None
+        try:
+            for crit in objectives:
+                if crit == "reserve" and not self._has_reserve:
+                    values[crit] = 0.0
+                    continue
+                t_stage = time.perf_counter()
+                self._relax_binaries(True)
+                r = self._solve_stage(crit)
+                if not r.ok:
+                    status = f"stage {crit} failed ({r.status}); kept previous stage"
+                    self._restore(snapshot)
+                    break
+                # Only an LP solved to optimality bounds the stage (not one stopped by the time limit).
+                bound = r.value if "optimal" in r.status else math.nan
+                inc, method, used = None, "lp", None
+                tried: list[str] = []
+
+                def certified(value: float | None) -> bool:
+                    return value is not None and math.isfinite(bound) and \
+                        abs(value - bound) <= c.mip_gap * abs(value) + c.abs_tol
+
+                p = self._loaded_power()
+                frac = (p > 1e-6) & (p < self._pmin[:, None] - 1e-6) & self._int_mask & (self._pmin[:, None] > 0)
+                frac_cars = int(frac.any(axis=1).sum())
+                if not frac.any():
+                    inc, used = r.value, p > 1e-9  # the relaxation already respects every minimum
+                else:
+                    method = "rounded"
+                    # This stage's rounded relaxation first; then the last incumbent's pattern (always
+                    # feasible: that incumbent meets every lock). Keep the better; stop once certified.
+                    best: list[float] | None = None
+                    for name, pattern in (("rounded", self._pattern(p)), ("held", held)):
+                        if pattern is None:
+                            continue
+                        self._restrict(pattern)
+                        try:
+                            t_r = time.perf_counter()
+                            r2 = self._solve_stage(crit, dual=True)
+                        finally:
+                            self._restrict(None)
+                        tried.append(f"{name}:{'ok' if r2.ok else 'infeasible'}:{time.perf_counter() - t_r:.2f}s")
+                        if not r2.ok:
+                            continue
+                        better = inc is None or (r2.value > inc if _SENSE[crit] == pyo.maximize else r2.value < inc)
+                        if better:
+                            inc, used = r2.value, self._loaded_power() > 1e-9
+                            best = [v.value for v in m.p.values()]
+                        if certified(inc):
+                            break
+                    if best is not None and not self._loaded_is(best):
+                        self._restore(best)
+                        self._complete_from_p()
+                gap = math.inf if inc is None or not math.isfinite(bound) else abs(inc - bound) / max(abs(inc), 1e-9)
+                if not certified(inc):
+                    # Not certified by the relaxation: the real MILP, started from the incumbent.
+                    method = "milp"
+                    if inc is None:
+                        self._restore(snapshot)
+                    self._relax_binaries(False)
+                    self._complete_from_p()  # after: sets the binaries of the MIP start too
+                    self._solver.config.warmstart = True
+                    try:
+                        r3 = self._solve_stage(crit)
+                    finally:
+                        self._solver.config.warmstart = False
+                    if not r3.ok:
+                        status = f"stage {crit} failed ({r3.status}); kept previous stage"
+                        self._restore(snapshot)
+                        break
+                    inc, bound, used = r3.value, r3.bound, self._loaded_power() > 1e-9
+                    gap = abs(inc - bound) / max(abs(inc), 1e-9) if math.isfinite(bound) else math.inf
+                    if "optimal" not in r3.status:
+                        status = f"stage {crit} stopped ({r3.status}) at gap {100 * gap:.2f}%"
+                values[crit] = inc
+                lock = inc
+                if crit in ("peak", "cost", "carbon") and c.milp_lock_slack > 0 and math.isfinite(bound):
+                    # Later stages may use the room up to `milp_lock_slack` above this stage's bound:
+                    # still within the stage's certified gap, and their restricted LPs stay feasible.
+                    lock = max(inc, bound + min(c.milp_lock_slack, c.mip_gap) * abs(bound))
+                self._lock(crit, lock)
+                held = used
+                snapshot = [v.value for v in m.p.values()]
+                self.stage_info.append({"stage": crit, "method": method, "bound": bound, "value": inc,
+                                        "gap": gap, "fractional_cars": frac_cars, "restricted": tried,
+                                        "seconds": time.perf_counter() - t_stage})
+                self.stage_seconds.append((crit, time.perf_counter() - t_stage))
+        finally:
+            self._relax_binaries(True)
+            self._reset_locks()
+        return values, status
+
+    def _build_binaries(self) -> None:
+        """The on/off block: binary ``on[k, t]`` with ``min * on <= p <= max * on``."""
+        m, seats_ = self.m, self.seats
+        m.SPI = pyo.Set(initialize=self._int_pairs, dimen=2, ordered=True)
+        m.on = pyo.Var(m.SPI, domain=pyo.Binary)
+
+        def lo_coef(k: int) -> object:
+            return seats_[k].min_kw if seats_[k].min_kw is not None else m.pmin[k]
+
+        def hi_coef(k: int) -> object:
+            return seats_[k].max_kw if seats_[k].max_kw is not None else m.pmax[k]
+
+        m.on_lo = pyo.Constraint(m.SPI, rule=lambda m, k, t: m.p[k, t] >= lo_coef(k) * m.on[k, t])
+        m.on_hi = pyo.Constraint(m.SPI, rule=lambda m, k, t: m.p[k, t] <= hi_coef(k) * m.on[k, t])
+
+    def _relax_binaries(self, relax: bool) -> None:
+        """Binaries out of the solver (relaxed: their LP relaxation is the plain LP) or in, as 0/1.
+
+        The on/off rows are pushed to HiGHS only the first time a stage needs the real MILP; until
+        then the solver holds the plain LP (fast warm-started re-solves, fast build)."""
+        m = self.m
+        if not relax and not self._binaries_loaded:
+            self._build_binaries()
+            self._solver.add_constraints(list(m.on_lo.values()) + list(m.on_hi.values()))
+            self._binaries_loaded = True
+        if self._binaries_loaded and self._binaries_relaxed != relax:
+            dom = pyo.UnitInterval if relax else pyo.Binary
+            for v in m.on.values():
+                v.domain = dom
+            self._binaries_relaxed = relax
+
+    def _loaded_power(self) -> np.ndarray:
+        out = np.zeros((len(self.seats), self.T))
+        for (k, t), v in self.m.p.items():
+            out[k, t] = v.value or 0.0
         return out
+
+    def _loaded_is(self, snapshot: list) -> bool:
+        return all(v.value == x for v, x in zip(self.m.p.values(), snapshot))
+
+    def _restore(self, snapshot: list | None) -> None:
+        for i, v in enumerate(self.m.p.values()):
+            v.set_value(snapshot[i] if snapshot is not None else 0.0, skip_validation=True)
+
+    def _pattern(self, p: np.ndarray) -> np.ndarray:
+        """Round a relaxed schedule to an on/off pattern that can still carry each car's energy.
+
+        Slots at or above the car's minimum stay on, empty slots off. Of the slots strictly between,
+        the ones with the most power are switched on -- as many as the energy they carried pays for at
+        the minimum (rounded to nearest), and only where every limit above the car (and the locked
+        peak) still has room for the minimums of all cars switched on there -- then adjusted so the
+        car's energy lies between "every on slot at the minimum" and "every on slot at its bound"
+        (the restricted LP re-spreads the energy within the pattern). A car whose relaxed energy no
+        on/off pattern can carry (e.g. 4.1 kWh requested, 3.7 kWh per slot at most, 4.2 kWh for two
+        slots at the minimum) keeps the pattern that stays within its request.
+        """
+        m, T = self.m, self.T
+        lo = self._pmin
+        ub = np.maximum(self._ub, 0.0)
+        mask = self._int_mask & (lo[:, None] > 0)
+        can_on = mask & (ub >= lo[:, None] - 1e-9)
+        on = (p >= lo[:, None] - 1e-6) & can_on
+        frac = (p > 1e-6) & ~on & mask
+        if not frac.any():
+            return on
+        if self._seat_nodes is None:
+            self._seat_nodes = [[nd for nd, ks in self._under.items() if k in ks] for k in range(len(self.seats))]
+        forced = on * lo[:, None]
+        p_ub = m.P.ub if m.P.ub is not None else BIG
+        room = {self.root: np.array([min(m.L[t].ub if m.L[t].ub is not None else BIG, p_ub) for t in range(T)])
+                - forced.sum(axis=0)}
+        for nd, ks in self._under.items():
+            cap = self._node_cap.get(nd, np.full(T, BIG))
+            room[nd] = cap - forced[np.fromiter(ks, dtype=int)].sum(axis=0)
+        for k in np.nonzero(frac.any(axis=1))[0]:
+            nodes = [room[self.root]] + [room[nd] for nd in self._seat_nodes[k]]
+            idx = np.nonzero(frac[k] & can_on[k])[0]
+            order = idx[np.argsort(-p[k, idx], kind="stable")]
+            energy = float(p[k].sum())
+            target = int(round(float(p[k, frac[k]].sum()) / lo[k]))
+            row = on[k].copy()
+            chosen: list[int] = []
+
+            def fits(t: int) -> bool:
+                return all(r[t] >= lo[k] - 1e-9 for r in nodes)
+
+            def switch(t: int, to_on: bool) -> None:
+                row[t] = to_on
+                for r in nodes:
+                    r[t] += -lo[k] if to_on else lo[k]
+
+            for t in order:
+                if len(chosen) >= target:
+                    break
+                if fits(t):
+                    switch(t, True)
+                    chosen.append(t)
+            while chosen and row.sum() * lo[k] > energy + 1e-9:
+                switch(chosen.pop(), False)
+            # The on slots cannot carry the energy: switch on more, while the minimums of all on slots
+            # stay within the car's request (hard: otherwise the restricted LP is infeasible).
+            most = float(m.e[k].ub or 0.0) / self.dt + 1e-9
+            for t in order:
+                if float(ub[k, row].sum()) >= energy - 1e-9:
+                    break
+                if not row[t] and fits(t) and (row.sum() + 1) * lo[k] <= most:
+                    switch(t, True)
+            on[k] = row
+        return on
+
+    def _restrict(self, pattern: np.ndarray | None) -> None:
+        """Fix the on/off decisions through the power bounds (on: p >= min, off: p = 0); None undoes it.
+
+        Bounds, not fixed binaries: the solver keeps its basis and pyomo re-sends only bounds."""
+        m, lo, ub = self.m, self._pmin, self._ub
+        if pattern is None:
+            for (k, t) in self._restricted:
+                v = m.p[k, t]
+                v.setlb(0.0)
+                v.setub(float(max(ub[k, t], 0.0)))
+            self._restricted = []
+            return
+        # closed slots (bound 0) are off already
+        self._restricted = [(k, t) for (k, t) in self._int_pairs if lo[k] > 0 and ub[k, t] > 0]
+        for (k, t) in self._restricted:
+            if pattern[k, t]:
+                m.p[k, t].setlb(float(min(lo[k], ub[k, t])))
+            else:
+                m.p[k, t].setub(0.0)
 
     def _complete_from_p(self) -> None:
         """Set every auxiliary variable consistently with the current p values (a full MIP start)."""
@@ -628,7 +734,7 @@ class ChargingModel:
             for t in m.TT:
                 m.X[t].set_value(float(x[t]), skip_validation=True)
             m.D.set_value(float(sum((T - t) / T * dt * x[t] for t in range(T))), skip_validation=True)
-        if self.config.integer:
+        if self._binaries_loaded:
             for (k, t), v in m.on.items():
                 if not v.fixed:
                     v.set_value(1.0 if (m.p[k, t].value or 0.0) > 1e-9 else 0.0, skip_validation=True)
@@ -639,6 +745,8 @@ class ChargingModel:
         """Solve `objectives` in order, locking each; `skip` = stages whose value is already known
         (the current variable values achieve it) and are only locked."""
         self._reset_locks()
+        if self.config.integer:
+            self.stage_info = []
         values: dict[str, float] = {}
         status = "ok"
         snapshot: list | None = None
@@ -665,6 +773,10 @@ class ChargingModel:
                         v.set_value(0.0, skip_validation=True)
                 break
             values[crit] = r.value
+            if self.config.integer:  # full MILP: HiGHS' dual bound and gap per stage
+                self.stage_info.append({"stage": crit, "method": "milp", "bound": r.bound, "value": r.value,
+                                        "gap": abs(r.value - r.bound) / max(abs(r.value), 1e-9),
+                                        "seconds": self.stage_seconds[-1][1]})
             self._lock(crit, r.value)
             snapshot = [v.value for v in self.m.p.values()]
         self._reset_locks()
@@ -711,9 +823,10 @@ def optimise(site: Site, config: OptimiserConfig = OptimiserConfig(), strict: bo
                      status=status, issues=list(issues), stages=values,
                      timings={"build": cm.build_seconds, "solve": solve_s})
     sched.timings.update({f"stage{i}_{c}": round(sec, 3) for i, (c, sec) in enumerate(cm.stage_seconds)})
-    if cm.lp_values:
-        sched.timings["free_binaries"] = cm.free_binaries
-        sched.stages.update({f"lp_{k}": v for k, v in cm.lp_values.items()})
+    for info in cm.stage_info:  # lp_guided MILP: each stage's bound, relative gap, and whether HiGHS' MILP ran
+        sched.stages[f"bound_{info['stage']}"] = float(info["bound"])  # type: ignore[arg-type]
+        sched.stages[f"gap_{info['stage']}"] = float(info["gap"])  # type: ignore[arg-type]
+        sched.timings[f"milp_fallback_{info['stage']}"] = 1.0 if info["method"] == "milp" else 0.0
     _flag_unmet(site.evs, sched)
     return sched
 
