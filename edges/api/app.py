@@ -101,10 +101,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="chargeverse API", version="0.1.0", lifespan=lifespan,
                   description="Driver, fleet and operator API of chargeverse. Authenticate with a Bearer JWT.")
+    # station search first: routes are matched in order, and the busiest endpoint need not be compared with
+    # every account route before it is found (its paths, /api/stations and /api/stations/{id}, shadow no other)
+    app.include_router(stations.router)
     app.include_router(accounts.router)
     app.include_router(me.router)
     app.include_router(admin.router)
-    app.include_router(stations.router)
     app.include_router(commands.router)
     app.include_router(session_control.router)
     app.include_router(sessions.router)

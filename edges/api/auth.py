@@ -26,6 +26,9 @@ from chargeverse.settings import Settings, get_settings
 from chargeverse.tokens import ROLES, TokenError, auth_prefix, unverified_kid, verify
 
 _bearer = HTTPBearer(auto_error=False, description="JWT access token (POST /api/auth/login, or `cv token issue`)")
+#: the Bearer credentials of a request, or None (what `principal` receives); edges/api/stations.py calls it
+#: directly on its plain search path
+bearer = _bearer
 
 #: rate limits per action and scope (ip / account): COUNT/SECONDS
 DEFAULT_LIMITS: dict[str, str] = {
