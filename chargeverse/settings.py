@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = 6000
     #: replication of topics the worker creates itself (Faust's internal topics); 3 on a production cluster
     kafka_replication_factor: int = 1
+    #: longest pause (ms) a Faust (aiokafka) consumer makes after an empty fetch the broker answered before the
+    #: fetch's max wait (noida-db ignores it; chargeverse/fetch_backoff.py); 0 disables.  No wait on Apache Kafka
+    kafka_empty_fetch_backoff_ms: int = 20
     #: when set, events are framed in the Confluent wire format against this registry instead of Avro
     #: single-object encoding
     schema_registry_url: str | None = None
@@ -60,10 +63,15 @@ class Settings(BaseSettings):
     ocpp_rate_burst: int = 60
     ocpp_leniency: str = ""  # JSON {"vendor/model": "known" | [rules]} or a path to it
     ocpp_data_transfer_vendors: str = ""  # JSON {"vendorId": [messageIds]}; [] = any messageId
+    #: run `cv run ocpp` on uvloop (libuv: fewer system calls and less Python per socket event); false = asyncio's
+    #: own loop
+    ocpp_uvloop: bool = True
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     #: worker processes of `cv run api` (uvicorn --workers); 0 = one per CPU core this process may use
     api_workers: int = 0
+    #: uvicorn's access log line per request (~15 us of CPU each); off when a proxy in front logs requests
+    api_access_log: bool = True
     #: HS256 signing key for app JWTs; the local stack generates one, production injects one
     jwt_secret: SecretStr = SecretStr("")
     jwt_issuer: str = "chargeverse"

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 import faust
 
+from chargeverse import fetch_backoff
 from chargeverse.avro import DecodeError, default_codec
 from chargeverse.kafka import EventProducer, committed_offsets, dead_letter_record, read_range
 from chargeverse.settings import get_settings
@@ -38,6 +39,9 @@ codec = default_codec()
 GROUP = settings.worker_group
 if GROUP not in GROUPS:
     raise SystemExit(f"CV_WORKER_GROUP={GROUP!r}: choose one of {', '.join(GROUPS)}")
+
+# an idle agent must not re-fetch in a tight loop against a broker that ignores the fetch max wait (noida-db)
+fetch_backoff.install(settings.kafka_empty_fetch_backoff_ms)
 
 # faust creates its data directory without parents: the stack's `faust/` must exist first
 (settings.stack_dir / "faust").mkdir(parents=True, exist_ok=True)
