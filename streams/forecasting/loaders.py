@@ -13,7 +13,9 @@ Conventions (shared by every forecasting module):
 - Durations are computed from the aware timestamps (so DST nights are the right length), never from a
   file's duration column; disagreements with that column are `flagged`, not corrected.
 - `requested_kwh` / `requested_departure` come from the driver's FIRST input only (ACN `userInputs`, earliest
-  `modifiedAt`): that is what is known at plug-in; later edits happen mid-session and would leak.
+  `modifiedAt`): that is what is known at plug-in; later edits happen mid-session and would leak.  The same first
+  input gives `wh_per_mile` (the car's consumption as the driver's app states it: a proxy for the vehicle) and
+  `miles_requested`; in this file the first input is made within a minute of plug-in for 90% of sessions.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ NO_USER = "no user id"
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
     """One charging session, as a forecaster may see it.  Only `user_id`, `station_id`, `site_id`, `plug_in`,
-    `requested_kwh` and `requested_departure` are known at plug-in; the rest are labels known at unplug."""
+    `requested_kwh`, `requested_departure`, `wh_per_mile` and `miles_requested` are known at plug-in; the rest are
+    labels known at unplug."""
 
     source: str
     session_id: str
@@ -59,6 +62,8 @@ class SessionRecord:
     kwh: float
     requested_kwh: float | None = None
     requested_departure: datetime | None = None
+    wh_per_mile: float | None = None
+    miles_requested: float | None = None
 
     @property
     def duration_h(self) -> float:
@@ -171,17 +176,31 @@ def parse_acn(data: list[dict[str, Any]], source: str = "acn") -> tuple[list[Ses
             report.flag(NO_USER, n)
         req_kwh: float | None = None
         req_dep: datetime | None = None
+        wh_mi: float | None = None
+        miles: float | None = None
         inputs = row.get("userInputs") or []
         if inputs:
             try:
                 first = min(inputs, key=lambda u: parsedate_to_datetime(u["modifiedAt"]))
                 req_kwh = float(first["kWhRequested"])
                 req_dep = _acn_time(first["requestedDeparture"], tz)
+                wh_mi = _positive_or_none(first.get("WhPerMile"))
+                miles = _positive_or_none(first.get("milesRequested"))
             except (KeyError, TypeError, ValueError):
                 report.flag("unparseable user input", n)
         out.append(SessionRecord(source, str(row.get("sessionID") or n), None if user is None else str(user),
-                                 station, str(row.get("siteID") or "acn"), start, end, done, kwh, req_kwh, req_dep))
+                                 station, str(row.get("siteID") or "acn"), start, end, done, kwh, req_kwh, req_dep,
+                                 wh_mi, miles))
     return _finish(out, report)
+
+
+def _positive_or_none(value: Any) -> float | None:
+    """An optional app field: a positive number, else None (absent, zero or junk are "not stated")."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 else None
 
 
 def load_acn(path: Path) -> tuple[list[SessionRecord], LoadReport]:

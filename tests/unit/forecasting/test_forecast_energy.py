@@ -1,11 +1,17 @@
 """The energy forecaster's cross-driver median regression: what a request and a station say about a driver
-never seen before, robust to rare huge sessions; the energy forecaster lets it speak at cold start."""
+never seen before, robust to rare huge sessions; the energy forecaster lets it speak at cold start; the car the
+driver's app states picks the station's similar sessions; no forecast ever sees a label that ends after it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
-from streams.forecasting.session_models import GlobalLAD, SessionForecaster
+from streams.forecasting.loaders import SessionRecord
+from streams.forecasting.prequential import prequential_sessions
+from streams.forecasting.session_models import GlobalLAD, PlugInFeaturizer, PooledContextMedian, SessionForecaster
 
 
 
@@ -101,3 +107,101 @@ def test_energy_forecaster_round_trips_with_a_fitted_stack_and_loads_pre_stack_c
     x = _x("u1", 9.0, 12.0)
     assert old.predict_one(x) >= 0.0
     old.learn_one(x, 5.0)
+
+
+# ------------------------------------------------------------------------------------ no leakage, whole model
+
+
+class _Recorder:
+    """Wraps a model and keeps every prediction with the plug-in time it was made at."""
+
+    def __init__(self, model) -> None:
+        self.model, self.preds = model, []
+
+    def predict_one(self, x):
+        p = self.model.predict_one(x)
+        self.preds.append((x["plug_in"].timestamp(), p))
+        return p
+
+    def learn_one(self, x, y) -> None:
+        self.model.learn_one(x, y)
+
+
+def _fleet(n: int) -> list[SessionRecord]:
+    """Overlapping sessions of 12 drivers at 3 stations, with app inputs (request, departure, car) on most."""
+    t0 = datetime(2021, 5, 3, 6, 0, tzinfo=timezone.utc)
+    out = []
+    for i in range(n):
+        start = t0 + timedelta(hours=1.7 * i)
+        dur = 0.5 + (i * 7919) % 13
+        user = None if i % 11 == 0 else f"u{(i * 5) % 12}"
+        app = i % 4 != 0
+        out.append(SessionRecord("t", str(i), user, f"s{i % 3}", "site", start, start + timedelta(hours=dur), None,
+                                 1.0 + (i * 37) % 29, 5.0 + (i * 13) % 40 if app else None,
+                                 start + timedelta(hours=8) if app else None,
+                                 250.0 + 25 * (i % 5) if app else None, 20.0 + (i * 3) % 90 if app else None))
+    return out
+
+
+@pytest.mark.parametrize("target", ["kwh", "duration_h"])
+def test_predictions_at_t_ignore_every_label_that_ends_after_t(target: str) -> None:
+    """The whole forecaster (every candidate, the per-driver blend, the cross-driver regressions and the stack)
+    under the prequential loop: rewriting the labels of the sessions that end after t leaves every forecast made
+    at or before t exactly as it was, and does change later ones (the labels are used once known)."""
+    recs = _fleet(260)
+    cut = recs[180].plug_in.timestamp()
+    altered = [replace(r, kwh=r.kwh * 3 + 7, unplug=r.unplug + timedelta(hours=(int(r.session_id) % 5)))
+               if r.unplug.timestamp() > cut else r for r in recs]
+    runs = []
+    for data in (recs, altered):
+        rec = _Recorder(SessionForecaster(target, use_arf=False))
+        prequential_sessions(data, {"m": rec}, (lambda r: r.kwh) if target == "kwh" else (lambda r: r.duration_h))
+        runs.append(rec.preds)
+    before = [(a, b) for a, b in zip(*runs) if a[0] <= cut]
+    assert len(before) == 181 and all(a == b for a, b in before)
+    assert any(a != b for a, b in zip(runs[0][181:], runs[1][181:]))
+
+
+def test_a_leaky_loop_would_fail_the_no_leakage_check() -> None:
+    """The check above can fail: learning each label at plug-in (a leak) changes forecasts made before t."""
+    recs = _fleet(120)
+    cut = recs[80].plug_in.timestamp()
+    altered = [replace(r, kwh=r.kwh * 3 + 7) if r.unplug.timestamp() > cut else r for r in recs]
+    runs = []
+    for data in (recs, altered):
+        rec = _Recorder(SessionForecaster("kwh", use_arf=False))
+        prequential_sessions(data, {"m": rec}, lambda r: r.kwh, label_time=lambda r: r.plug_in)
+        runs.append(rec.preds)
+    assert any(a != b for a, b in zip(runs[0][:81], runs[1][:81]))
+
+
+def _vx(user: str, station: str = "dc", **kw) -> dict:
+    return {"user": user, "station": station, "hour": 9.0, "weekend": False, **kw}
+
+
+def test_vehicle_kernel_starts_a_new_driver_from_similar_cars_at_the_station() -> None:
+    m = PooledContextMedian(kernels=(("wh_per_mile", 0.1),))
+    for i in range(20):
+        m.learn_one(_vx(f"small{i}", wh_per_mile=250.0), 12.0)  # small cars take ~12 kWh at this port
+        m.learn_one(_vx(f"big{i}", wh_per_mile=400.0), 45.0)    # big ones ~45 kWh
+    assert m.predict_one(_vx("new", wh_per_mile=390.0)) == 45.0
+    assert m.predict_one(_vx("new", wh_per_mile=260.0)) == 12.0
+    assert m.predict_one(_vx("new", station="elsewhere", wh_per_mile=390.0)) == 28.5  # no pool: global median
+    with pytest.raises(ValueError):
+        PooledContextMedian(kernels=(("wh_per_mile", 0.0),))
+
+
+def test_featurizer_passes_the_app_car_inputs_known_at_plug_in() -> None:
+    r = _fleet(2)[1]
+    x = PlugInFeaturizer().features(r)
+    assert (x["wh_per_mile"], x["miles_requested"]) == (r.wh_per_mile, r.miles_requested)
+    assert "wh_per_mile" not in PlugInFeaturizer().features(_fleet(1)[0])  # no app input: absent, not 0
+
+
+def test_energy_forecaster_lets_the_car_speak_for_a_new_driver() -> None:
+    m = SessionForecaster("kwh", use_arf=False)
+    assert "pooled vehicle" in m.cold
+    for i in range(40):
+        big = i % 2 == 0
+        m.learn_one(_vx(f"d{i}", wh_per_mile=400.0 if big else 250.0), 45.0 if big else 12.0)
+    assert m.predict_one(_vx("new", wh_per_mile=400.0)) > m.predict_one(_vx("new", wh_per_mile=250.0)) + 10

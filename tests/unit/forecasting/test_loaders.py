@@ -45,9 +45,9 @@ def test_acn_inline_counts_and_first_user_input_only() -> None:
     rows = [
         dict(base, userInputs=[
             {"modifiedAt": "Sat, 01 May 2021 20:50:00 GMT", "kWhRequested": 99.0,
-             "requestedDeparture": "Sun, 02 May 2021 08:00:00 GMT"},
+             "requestedDeparture": "Sun, 02 May 2021 08:00:00 GMT", "WhPerMile": 400, "milesRequested": 250},
             {"modifiedAt": "Sat, 01 May 2021 20:42:50 GMT", "kWhRequested": 10.0,
-             "requestedDeparture": "Sat, 01 May 2021 22:42:47 GMT"}]),
+             "requestedDeparture": "Sat, 01 May 2021 22:42:47 GMT", "WhPerMile": 250, "milesRequested": 40}]),
         dict(base, disconnectTime=None),
         dict(base, kWhDelivered=0.0),
         dict(base, connectionTime="not a date"),
@@ -59,6 +59,8 @@ def test_acn_inline_counts_and_first_user_input_only() -> None:
     assert rep.flagged[L.NO_USER] == 1
     first = [r for r in recs if r.user_id == "7"][0]
     assert first.requested_kwh == 10.0  # the earliest input, not the later edit
+    assert (first.wh_per_mile, first.miles_requested) == (250.0, 40.0)  # the car and range of that same input
+    assert [r for r in recs if r.user_id is None][0].wh_per_mile is None  # no app input: not stated
     assert first.plug_in.hour == 13  # 20:42 GMT is 13:42 in Los Angeles (PDT)
 
 
@@ -86,6 +88,7 @@ def test_real_acn_counts() -> None:
     assert rep.parsed == len(recs) == 2114 and not rep.skipped
     assert rep.flagged == {L.NO_USER: 203, L.DONE_AFTER_UNPLUG: 19}
     assert sum(r.requested_kwh is not None for r in recs) == 1911
+    assert sum(r.wh_per_mile is not None for r in recs) == 1911
     assert all(a.plug_in <= b.plug_in for a, b in zip(recs, recs[1:]))
 
 
