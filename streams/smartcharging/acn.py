@@ -173,6 +173,25 @@ def _slot(t: datetime, midnight: datetime) -> int:
     return int(math.floor((t - midnight).total_seconds() / (SLOT_MIN * 60) + 0.5))
 
 
+def window_ev(session_id: str, a: int, d: int, demand_kwh: float, ev_kw: float, rep: LoadReport,
+              horizon: int | None = None) -> EV:
+    """One car on the site node from its rounded plug-in/plug-out slots: a window of at least one slot, cut at
+    `horizon` if given, and demand capped to what fits in it at `ev_kw` -- each adjustment counted in `rep`
+    (shared by the ACN and Trondheim loaders, so both datasets follow the same rules)."""
+    if d <= a:
+        d = a + 1
+        rep.adjust("extended_to_one_slot", session_id)
+    if horizon is not None and d > horizon:
+        d = horizon
+        rep.adjust("departure_truncated_to_horizon", session_id)
+    fits = ev_kw * (d - a) * SLOT_HOURS
+    e = demand_kwh
+    if e > fits:
+        rep.adjust("demand_capped_to_window", session_id)
+        e = fits
+    return EV(session_id, a, d, e, ev_kw, "site")
+
+
 @dataclass(frozen=True)
 class DayInstance:
     day: date
@@ -202,17 +221,8 @@ def day_instances(
         midnight = datetime(day.year, day.month, day.day, tzinfo=LA)
         evs = []
         for s in sorted(by_day[day], key=lambda s: (s.connection, s.session_id)):
-            a = _slot(s.connection, midnight)
-            d = _slot(s.disconnect, midnight)
-            if d <= a:
-                d = a + 1
-                rep.adjust("extended_to_one_slot", s.session_id)
-            fits = ev_kw * (d - a) * SLOT_HOURS
-            e = s.demand_kwh
-            if e > fits:
-                rep.adjust("demand_capped_to_window", s.session_id)
-                e = fits
-            evs.append(EV(s.session_id, a, d, e, ev_kw, "site"))
+            evs.append(window_ev(s.session_id, _slot(s.connection, midnight), _slot(s.disconnect, midnight),
+                                 s.demand_kwh, ev_kw, rep))
         n_slots = max(96, max(e.departure for e in evs))
         site = Site(
             tuple(evs), LimitNode("site", cap_kw), n_slots, SLOT_HOURS,
