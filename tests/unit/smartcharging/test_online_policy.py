@@ -128,3 +128,18 @@ def test_online_negative_site_limit_is_flagged_and_treated_as_zero():
     pl.advance(4)
     res = pl.result()
     assert res.infeasible and "negative_limit" in {i.code for i in res.issues}
+
+
+def test_at_a_paid_up_connection_the_reserve_does_not_steer_the_real_cars():
+    # The whole 7 kW connection is paid for (peak hint = cap): no plan can change the peak, so a car
+    # merely expected in slot 1 must not push the two real cars (1 h of charging each) out of it.
+    evs = (EV("a", 0, 4, 7.0, 7.0, "site"), EV("b", 0, 4, 7.0, 7.0, "site"))
+    site = Site(evs, LimitNode("site", 7.0), 4, 1.0)
+    expected = (EV("r", 1, 2, 7.0, 7.0, "site"),)
+    with_res = replay(site, ONLINE_POLICY, peak_hint_kw=7.0, reserve=expected, reserve_scale=1.0)
+    assert with_res.power.sum(axis=0) == pytest.approx([7.0, 7.0, 0.0, 0.0], abs=1e-5)  # as early as possible
+    assert with_res.power == pytest.approx(replay(site, ONLINE_POLICY, peak_hint_kw=7.0).power, abs=1e-6)
+    pl = OnlinePlanner(LimitNode("site", 7.0), 4, 1.0, ONLINE_POLICY, reserve=expected, reserve_scale=1.0)
+    assert not pl.connection_paid()  # nothing paid yet: the reserve budgets the peak
+    pl.peak_hint = 7.0
+    assert pl.connection_paid()
