@@ -39,6 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-0123456789"
 
 BOOT = {"chargePointVendor": "Bench", "chargePointModel": "Load-1"}
+#: the simulated chargers offer permessage-deflate (RFC 7692) when the bench runs with --deflate
+DEFLATE = os.environ.get("BENCH_OCPP_DEFLATE") == "1"
 
 
 def _mix(rnd: random.Random, n: int) -> tuple[str, dict]:
@@ -72,7 +74,7 @@ async def _charger(url: str, cp: str, mode: str, period: float, until: list[floa
         async with websockets.connect(f"{url}/{cp}", subprotocols=["ocpp1.6"],  # type: ignore[list-item]
                                       additional_headers={"Authorization": f"Basic {auth}"},
                                       open_timeout=60, ping_interval=None, max_queue=4,
-                                      compression=None) as ws:
+                                      compression="deflate" if DEFLATE else None) as ws:
             await ws.send(json.dumps([2, "b", "BootNotification", BOOT]))
             await ws.recv()
             counts[0] += 1
@@ -210,6 +212,7 @@ def _run_loadgens(url: str, n: int, mode: str, period: float, seconds: float, ra
              "--mode", mode, "--period", str(period), "--seconds", str(seconds), "--ramp", str(ramp)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
     cpu0, rss0, t0 = None, None, None
+    cpu_start = _proc_cpu(server_pid)
     if mode == "hold":
         time.sleep(ramp + min(period, seconds / 3))
         cpu0, rss0, t0 = _proc_cpu(server_pid), _proc_rss(server_pid), time.monotonic()
@@ -219,6 +222,7 @@ def _run_loadgens(url: str, n: int, mode: str, period: float, seconds: float, ra
            "messages": sum(o.get("messages", 0) for o in outs),
            "failures": sum(o.get("failures", 0) for o in outs),
            "seconds": max((o.get("seconds", 0) for o in outs), default=0)}
+    res["cpu_s"] = _proc_cpu(server_pid) - cpu_start  # server CPU seconds over the whole phase
     if cpu0 is not None:
         res["cpu"] = (_proc_cpu(server_pid) - cpu0) / (time.monotonic() - t0)
         res["rss"] = _proc_rss(server_pid)
@@ -262,6 +266,10 @@ def _phases(url: str, pid: int, a: argparse.Namespace, rss_idle: int) -> dict:
         "kb_per_conn": max(0, hold.get("rss", 0) - rss_idle) / 1024 / max(1, hold["connected"]),
         "msgs_s": thr["messages"] / thr["seconds"] if thr["seconds"] else 0,
         "storm_s": storm["connected"] / storm["seconds"] if storm["seconds"] else 0,
+        # server CPU per closed-loop message (the phase's 200 handshakes included) and per storm connection:
+        # less sensitive than the rates to other processes on a shared machine
+        "us_msg": thr.get("cpu_s", 0) / thr["messages"] * 1e6 if thr["messages"] else 0,
+        "us_conn": storm.get("cpu_s", 0) / storm["connected"] * 1e6 if storm["connected"] else 0,
     }
 
 
@@ -276,6 +284,11 @@ def main() -> None:
     ap.add_argument("--closed-loop", type=int, default=200, help="chargers in the throughput phase")
     ap.add_argument("--phases", default="hold,throughput,storm", help="for profiling: a subset of the phases")
     ap.add_argument("--profile", help="for profiling: write py-spy raw samples of the edge to this file")
+    ap.add_argument("--before", metavar="TREE",
+                    help="also measure the edge of another source tree (e.g. `git archive HEAD | tar -x -C TREE`) "
+                         "in the same run, printed as `before:`")
+    ap.add_argument("--deflate", action="store_true",
+                    help="chargers offer permessage-deflate (the edge accepts it; the bare floor does not)")
     ap.add_argument("--loadgen", action="store_true")
     ap.add_argument("--bare", action="store_true")
     ap.add_argument("--url")
@@ -290,6 +303,8 @@ def main() -> None:
         return bare_main(a)
     if a.quick:
         a.chargers, a.seconds, a.ramp = 1000, 20, 5
+    if a.deflate:
+        os.environ["BENCH_OCPP_DEFLATE"] = "1"  # read by the load generator processes
     import resource
 
     from broker_ceiling import temp_stack, use_env
@@ -315,13 +330,28 @@ def main() -> None:
                 for i in range(max(a.chargers, a.closed_loop)):
                     cp.write_row((f"BENCH{i:06d}", h, 1))
         results = {}
-        for kind in ("bare", "edge"):
+        import redis
+
+        for kind in ("bare", *(("before",) if a.before else ()), "edge"):
             port = _free_port()
+            # every server starts cold: no verified-secret tags left in Redis by the one measured before it
+            r = redis.Redis.from_url(s.redis_url.get_secret_value())
+            stale = list(r.scan_iter("cv:ocpp:authok:*", count=5000))
+            for i in range(0, len(stale), 5000):
+                r.delete(*stale[i:i + 5000])
+            r.close()
+            extra = {}
             if kind == "bare":
                 cmd = [sys.executable, __file__, "--bare", "--port", str(port)]
+            elif kind == "before":  # `cv run ocpp` of the other tree (its own chargeverse, edges, schemas)
+                cmd = [sys.executable, "-c", "import sys; from chargeverse.cli import main; "
+                                             "sys.exit(main(['run', 'ocpp']))"]
+                extra = {"PYTHONPATH": str(Path(a.before).resolve())}
             else:
                 cmd = [str(ROOT / ".venv/bin/cv"), "run", "ocpp"]
-            proc = subprocess.Popen(cmd, env={**os.environ, **env, "CV_OCPP_PORT": str(port)},
+            # the other tree's edge runs from that tree (`python -c` puts the working directory first on sys.path)
+            proc = subprocess.Popen(cmd, env={**os.environ, **env, **extra, "CV_OCPP_PORT": str(port)},
+                                    cwd=a.before if kind == "before" else None,
                                     stdout=subprocess.DEVNULL, stderr=open(f"/tmp/bench-ocpp-{kind}.log", "w"),
                                     preexec_fn=_raise_nofile)
             try:
@@ -340,12 +370,23 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(20)
     b, e = results["bare"], results["edge"]
-    print(f"chargers={a.chargers} period={a.period}s | edge: held={e['held']} p50={e['p50']:.1f}ms "
-          f"p99={e['p99']:.1f}ms cpu={e['cpu']:.0%} {e['kb_per_conn']:.1f}KB/conn {e['msgs_s']:.0f}msg/s "
-          f"storm={e['storm_s']:.0f}conn/s fail={e['fail']} | bare: held={b['held']} p50={b['p50']:.1f}ms "
+
+    def edge_figures(name: str, e: dict) -> str:
+        return (f"{name}: held={e['held']} p50={e['p50']:.1f}ms p99={e['p99']:.1f}ms cpu={e['cpu']:.0%} "
+                f"{e['kb_per_conn']:.1f}KB/conn {e['msgs_s']:.0f}msg/s {e['us_msg']:.0f}us/msg "
+                f"storm={e['storm_s']:.0f}conn/s {e['us_conn']:.0f}us/conn fail={e['fail']}")
+
+    def ratios(name: str, e: dict) -> str:
+        return (f"{name}/bare throughput={e['msgs_s'] / max(b['msgs_s'], 1):.2f} "
+                f"storm={e['storm_s'] / max(b['storm_s'], 1):.2f}")
+
+    before = results.get("before")
+    print(f"chargers={a.chargers} period={a.period}s | {edge_figures('edge', e)} | "
+          + (f"{edge_figures('before', before)} | " if before else "")
+          + f"bare: held={b['held']} p50={b['p50']:.1f}ms "
           f"p99={b['p99']:.1f}ms cpu={b['cpu']:.0%} {b['kb_per_conn']:.1f}KB/conn {b['msgs_s']:.0f}msg/s "
-          f"storm={b['storm_s']:.0f}conn/s | edge/bare throughput={e['msgs_s'] / max(b['msgs_s'], 1):.2f} "
-          f"storm={e['storm_s'] / max(b['storm_s'], 1):.2f}", flush=True)
+          f"{b['us_msg']:.0f}us/msg storm={b['storm_s']:.0f}conn/s {b['us_conn']:.0f}us/conn | {ratios('edge', e)}"
+          + (f" | {ratios('before', before)}" if before else ""), flush=True)
 
 
 if __name__ == "__main__":

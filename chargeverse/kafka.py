@@ -11,7 +11,7 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Sequence, Iterable, Iterator
+from typing import Any, Callable, Sequence, Iterable, Iterator
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
@@ -35,6 +35,11 @@ def base_config(bootstrap: str | None = None) -> dict[str, Any]:
         # would refuse a response over its 100 MB default and retry forever (bench/RESULTS.md).  Harmless on
         # real Kafka, which honours fetch.max.bytes.
         "receive.message.max.bytes": 1_000_000_000,
+        # noida-db also ignores fetch.wait.max.ms: an idle librdkafka consumer re-fetches thousands of times a
+        # second.  No librdkafka setting paces an empty, error-free answer (fetch.error.backoff.ms is for errors,
+        # fetch.queue.backoff.ms for a full local queue; partition EOF is explicitly never backed off; measured:
+        # no change).  App-level pause()/resume() is not a fix either: pausing a partition before its first fetch
+        # left it never fetched again (2 of 4 runs).  aiokafka (Faust) consumers are paced: fetch_backoff.py.
     }
 
 
@@ -238,6 +243,16 @@ class EventProducer:
         fut: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
         self._produce(topic, key, self.codec.encode(event_type, record), self._ack_callback(topic, fut))
         return fut
+
+    def publish_raw_unawaited(self, topic: str, key: str | bytes, value: bytes,
+                              on_error: Callable[[str], None]) -> None:
+        """Hand one encoded event to the producer now (per-partition order kept, as `publish_nowait`) for an event
+        nobody waits for: no future, no hand-over to the event loop; only a refusal calls `on_error(reason)`, on
+        the delivery thread (so `on_error` must be thread-safe, e.g. a log call)."""
+        def done(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                on_error(f"{topic}: {err.str()}")
+        self._produce(topic, key, value, done)
 
     def publish_sync(self, topic: str, key: str | bytes, event_type: str, record: dict[str, Any],
                      timeout: float = 30.0) -> Delivered:

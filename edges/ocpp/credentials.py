@@ -22,6 +22,9 @@ Invariants:
   CPU per charger) is paid once per secret per day, not once per reconnect.  The tag is useless without the
   master secret, and it names the stored hash, so a changed secret or a revocation (checked in Postgres first,
   on every handshake) takes effect at once;
+- the registration is read from Postgres on every handshake (and again at every BootNotification), never from a
+  cache: concurrent reads share one statement (edges/ocpp/coalesce.py), which only ever answers reads asked
+  before it started, so revocation stays immediate;
 - argon2 runs on its own small thread pool (cores - 1 threads), so a cold storm's verifications never take the
   core the event loop needs to keep serving connected chargers.
 """
@@ -37,11 +40,12 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from psycopg_pool import AsyncConnectionPool
 
 from chargeverse.passwords import verify_secret
+from edges.ocpp.coalesce import Coalescer
 from edges.ocpp.tls import Transport
 
 CACHE_SECONDS = 300.0
@@ -123,7 +127,14 @@ class CredentialStore:
                 raise ValueError("a DSN or a pool")
             pool = AsyncConnectionPool(dsn, min_size=1, max_size=4, open=False)
         self.pool = pool
+        #: registration reads of concurrent handshakes and boots, batched (at most 2 statements at a time, so the
+        #: pool keeps connections for the id-token lookups)
+        self._reads: Coalescer[str, Registration] = Coalescer(self._fetch, max_batch=500, max_inflight=2)
         self.redis = redis if cache_key else None
+        #: shared-cache reads and writes of concurrent cold handshakes, batched into one MGET / one pipeline
+        self._tags: Coalescer[str, Any] = Coalescer(self._fetch_tags, max_batch=500, max_inflight=2)
+        self._tag_writes: Coalescer[str, bool] = Coalescer(self._write_tags, max_batch=500, max_inflight=2)
+        self._tags_to_write: dict[str, str] = {}
         self.cache_key = cache_key
         #: station -> (SHA-256 of the secret, the stored hash it verified against, expiry)
         self._ok: dict[str, tuple[bytes, str, float]] = {}
@@ -140,13 +151,35 @@ class CredentialStore:
         self._argon2.shutdown(wait=False)
 
     async def lookup(self, station_id: str) -> Registration | None:
+        """The charger's registration as the projection has it now: read by a statement that starts after this
+        call (concurrent lookups share one statement, edges/ocpp/coalesce.py)."""
+        return await self._reads.get(station_id)
+
+    async def _fetch(self, station_ids: Sequence[str]) -> dict[str, Registration]:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT c.password_hash, c.security_profile, c.revoked, c.registration_status, s.vendor, s.model "
-                "FROM charge_point_credentials c LEFT JOIN stations s ON s.station_id = c.station_id "
-                "WHERE c.station_id = %s", (station_id,))
-            row = await cur.fetchone()
-        return Registration(*row) if row else None
+                "SELECT c.station_id, c.password_hash, c.security_profile, c.revoked, c.registration_status, "
+                "s.vendor, s.model FROM charge_point_credentials c LEFT JOIN stations s ON s.station_id = "
+                "c.station_id WHERE c.station_id = ANY(%s)", (list(station_ids),))
+            rows = await cur.fetchall()
+        return {row[0]: Registration(*row[1:]) for row in rows}
+
+    async def _fetch_tags(self, keys: Sequence[str]) -> dict[str, Any]:
+        return dict(zip(keys, await self.redis.mget(list(keys))))
+
+    async def _write_tags(self, keys: Sequence[str]) -> dict[str, bool]:
+        tags = {k: self._tags_to_write.pop(k) for k in keys if k in self._tags_to_write}
+        pipe = self.redis.pipeline(transaction=False)
+        for k, tag in tags.items():
+            pipe.set(k, tag, ex=SHARED_CACHE_SECONDS)
+        await pipe.execute()
+        return {k: True for k in keys}
+
+    def batching(self) -> str:
+        """How well concurrent reads were batched (for the edge's log at stop and the bench)."""
+        return ", ".join(f"{name}: {c.keys} in {c.fetches} round trips" for name, c in
+                         (("registrations", self._reads), ("shared cache", self._tags),
+                          ("shared cache writes", self._tag_writes)))
 
     async def admit(self, station_id: str, authorization: str | None, transport: Transport) -> Admission:
         reg = await self.lookup(station_id)
@@ -181,7 +214,7 @@ class CredentialStore:
         tag = verification_tag(self.cache_key, station_id, password_hash, secret) if self.cache_key else None
         if self.redis is not None and tag is not None:
             try:
-                shared = await self.redis.get(SHARED_CACHE_PREFIX + station_id)
+                shared = await self._tags.get(SHARED_CACHE_PREFIX + station_id)
             except Exception as exc:  # noqa: BLE001 - the cache is an optimisation: fall back to argon2
                 log.warning("shared verification cache unavailable: %s", type(exc).__name__)
                 shared = None
@@ -198,7 +231,8 @@ class CredentialStore:
         self._ok[station_id] = (digest, password_hash, time.monotonic() + CACHE_SECONDS)
         if self.redis is not None and tag is not None:
             try:
-                await self.redis.set(SHARED_CACHE_PREFIX + station_id, tag, ex=SHARED_CACHE_SECONDS)
+                self._tags_to_write[SHARED_CACHE_PREFIX + station_id] = tag
+                await self._tag_writes.get(SHARED_CACHE_PREFIX + station_id)
             except Exception as exc:  # noqa: BLE001
                 log.warning("shared verification cache not written: %s", type(exc).__name__)
         return True, "ok"

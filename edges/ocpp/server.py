@@ -28,7 +28,10 @@ Liveness: WebSocket pings every heartbeat/2 seconds with a heartbeat/2 timeout, 
 closed (and OcppConnection DISCONNECTED published) within 2 heartbeat intervals.
 
 Hot path: no per-message reflection or regex; schemas are compiled once (jsonschema-rs); handlers are plain dict
-functions; the cyclic GC is frozen after start-up (`run`).
+functions; the two events of a frame are written by Avro writers compiled from their schemas (edges/ocpp/wire.py);
+events nobody awaits (answers, connection changes) carry no future; websockets' per-connection INFO lines are
+off; registration reads of concurrent handshakes share one statement (edges/ocpp/coalesce.py); the cyclic GC is
+frozen after start-up (`run`); `cv run ocpp` serves on uvloop (`main`, CV_OCPP_UVLOOP).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import socket
 import weakref
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import unquote
 
 import redis.asyncio as aioredis
@@ -65,8 +68,14 @@ from edges.ocpp.leniency import Leniency, Repair, repair
 from edges.ocpp.session import AnswerMemory, ChargerSession, PendingCall, Remembered, TokenBucket
 from edges.ocpp.tls import TlsConfig, transport_of
 from edges.ocpp.versions import SUBPROTOCOLS, VERSIONS
+from edges.ocpp.wire import compile_encoder
 
 log = logging.getLogger("edges.ocpp")
+#: websockets' own logger for our listeners: its INFO lines ("connection open", "connection closed") are two log
+#: writes per charger connection -- in a reconnect storm, thousands of formatted lines and write system calls a
+#: second on the event loop.  Connections are on the log as OcppConnection events; warnings still show.
+WS_LOG = logging.getLogger("edges.ocpp.websockets")
+WS_LOG.setLevel(logging.WARNING)
 PATH_PREFIX = "/ocpp/"
 MAX_CP_ID = 48
 NOT_ACCEPTED = ("Pending", "Rejected")
@@ -152,6 +161,30 @@ class OcppEdge:
         #: commands from `ocpp.commands` to the chargers this instance holds (edges/ocpp/dispatch.py)
         self.commands = commands
         self.dispatcher: CommandDispatcher | None = None
+        # the two events every frame and connection costs, encoded by writers compiled from their schemas (same
+        # bytes as the codec; None with a schema registry: then the codec encodes)
+        codec = getattr(self.producer, "codec", None)
+        self._encoders = {} if codec is None else {
+            t: e for t in ("OcppFrame", "OcppConnection") if (e := compile_encoder(codec, t)) is not None}
+
+    # ---- publishing ----------------------------------------------------------------------------------------------
+    async def _publish(self, key: str, event_type: str, rec: dict[str, Any]) -> Any:
+        """Write one event to `ocpp.frames` and wait for the broker's acknowledgement (DeliveryError if refused)."""
+        encode = self._encoders.get(event_type)
+        if encode is None:
+            return await self.producer.publish(OCPP_FRAMES.name, key, event_type, rec)
+        return await self.producer.publish_raw(OCPP_FRAMES.name, key, encode(rec))
+
+    def _publish_nowait(self, key: str, event_type: str, rec: dict[str, Any], what: str) -> None:
+        """Hand one event to the producer now (log order kept), acknowledged in the background; a refusal is
+        logged as an error."""
+        encode = self._encoders.get(event_type)
+        if encode is None:
+            self.producer.publish_nowait(OCPP_FRAMES.name, key, event_type, rec
+                                         ).add_done_callback(lambda f: _report_unrecorded(f, what))
+        else:  # no future: the refusal is reported from the producer's delivery thread
+            self.producer.publish_raw_unawaited(OCPP_FRAMES.name, key, encode(rec),
+                                                lambda why: log.error("%s not recorded on the log: %s", what, why))
 
     # ---- handshake ---------------------------------------------------------------------------------------------
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -265,7 +298,7 @@ class OcppEdge:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         s.pending[message_id] = PendingCall(action, raw, rec["event_id"], fut)
         try:
-            await self.producer.publish(OCPP_FRAMES.name, cp_id, "OcppFrame", rec)
+            await self._publish(cp_id, "OcppFrame", rec)
             await ws.send(raw)
             frame = await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
@@ -292,9 +325,7 @@ class OcppEdge:
                    security_profile=s.security_profile)
         # handed to the producer now (so it precedes every frame of this connection on the log), acknowledged in
         # the background: the charger's first frame need not wait a broker round trip for it
-        what = f"{state} of {s.charge_point_id}"
-        self.producer.publish_nowait(OCPP_FRAMES.name, s.charge_point_id, "OcppConnection", rec
-                                     ).add_done_callback(lambda f: _report_unrecorded(f, what))
+        self._publish_nowait(s.charge_point_id, "OcppConnection", rec, f"{state} of {s.charge_point_id}")
 
     # ---- answers -----------------------------------------------------------------------------------------------
     async def answer_call(self, s: ChargerSession, frame: framing.Frame) -> tuple[dict[str, Any], str,
@@ -413,7 +444,7 @@ class OcppEdge:
                 fields.update(extra)
         in_rec = self._frame_record(s, "IN", raw, **fields)
         try:
-            await self.producer.publish(OCPP_FRAMES.name, s.charge_point_id, "OcppFrame", in_rec)
+            await self._publish(s.charge_point_id, "OcppFrame", in_rec)
         except DeliveryError as exc:
             log.error("log unavailable, frame from %s not accepted: %s", s.charge_point_id, exc)
             if fields["message_type_id"] == framing.CALL:
@@ -435,12 +466,10 @@ class OcppEdge:
         # the answer is already with the charger: record it (and any leniency repair) in log order, but read the
         # charger's next frame without waiting for the broker's acknowledgement
         what = f"answer to {s.charge_point_id}"
-        self.producer.publish_nowait(OCPP_FRAMES.name, s.charge_point_id, "OcppFrame", out_rec
-                                     ).add_done_callback(lambda f: _report_unrecorded(f, what))
+        self._publish_nowait(s.charge_point_id, "OcppFrame", out_rec, what)
         if repaired is not None and isinstance(parsed, framing.Frame):
-            self.producer.publish_nowait(OCPP_FRAMES.name, s.charge_point_id, "OcppDeviation",
-                                         self._deviation_record(s, parsed, in_rec, repaired)
-                                         ).add_done_callback(lambda f: _report_unrecorded(f, what))
+            self._publish_nowait(s.charge_point_id, "OcppDeviation",
+                                 self._deviation_record(s, parsed, in_rec, repaired), what)
 
     def _deviation_record(self, s: ChargerSession, frame: framing.Frame, in_rec: dict[str, Any],
                           repaired: Repair) -> dict[str, Any]:
@@ -457,7 +486,11 @@ class OcppEdge:
         ping_interval, ping_timeout, close_timeout = keepalive(self.settings.ocpp_heartbeat_interval)
         common = dict(subprotocols=list(SUBPROTOCOLS), process_request=self.process_request,
                       max_size=self.settings.ocpp_max_frame_bytes, ping_interval=ping_interval,
-                      ping_timeout=ping_timeout, close_timeout=close_timeout, compression=None,
+                      ping_timeout=ping_timeout, close_timeout=close_timeout, logger=WS_LOG,
+                      # permessage-deflate (RFC 7692) when a charger offers it: OCPP 2.0.1 (part 4) has a CSMS
+                      # support it.  websockets' defaults keep its memory small (12-bit windows, memLevel 5);
+                      # chargers that do not offer it pay nothing.  bench/ocpp_edge.py --deflate measures it.
+                      compression="deflate",
                       # a reconnect storm arrives faster than one loop accepts: a deep accept queue keeps the
                       # kernel from refusing chargers while the loop catches up (asyncio's default is 100)
                       backlog=4096)
@@ -484,6 +517,7 @@ class OcppEdge:
             server.close()
         for server in self.servers:
             await server.wait_closed()
+        log.info("registration reads: %s", self.credentials.batching())
         await self.credentials.close()
         await self.redis.aclose()
         await asyncio.get_running_loop().run_in_executor(None, self.producer.flush)
@@ -544,3 +578,26 @@ async def run(settings: Settings | None = None) -> None:
     await stop.wait()
     await edge.stop()
     edge.producer.close()
+
+
+def main(settings: Settings | None = None) -> None:
+    """`cv run ocpp`: serve until SIGTERM/SIGINT, on uvloop unless `ocpp_uvloop` is off (CV_OCPP_UVLOOP=false).
+
+    Why uvloop: the edge's time goes to socket system calls and the Python around each socket event, and libuv's
+    loop does both with less (bench/ocpp_edge.py measures the two loops side by side).  websockets' asyncio server
+    runs unchanged on it; if uvloop is missing the stock loop serves, with a warning."""
+    s = settings or get_settings()
+    with asyncio.Runner(loop_factory=loop_factory(s)) as runner:
+        runner.run(run(s))
+
+
+def loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop factory when `ocpp_uvloop` is on and uvloop is installed, else None (asyncio's own)."""
+    if not settings.ocpp_uvloop:
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        log.warning("uvloop is not installed: serving on asyncio's own event loop")
+        return None
+    return uvloop.new_event_loop

@@ -1,7 +1,7 @@
 """The shared verification cache of charger secrets (edges/ocpp/credentials.py): a restarted edge admits a known
 charger without argon2, and nothing in the cache outlives a changed secret or lets a wrong secret in.
 
-The Redis client here is an in-memory stand-in with the two commands the store uses (the integration tests run
+The Redis client here is an in-memory stand-in with the commands the store uses (the integration tests run
 the real one); the argon2 hashes are real."""
 
 from __future__ import annotations
@@ -26,17 +26,42 @@ class MemoryRedis:
     async def get(self, key: str) -> str | None:
         return self.data.get(key)
 
+    async def mget(self, keys: list[str]) -> list[str | None]:
+        return [self.data.get(k) for k in keys]
+
     async def set(self, key: str, value: str, ex: int) -> None:
         self.data[key] = value
         self.ttl[key] = ex
+
+    def pipeline(self, transaction: bool = True) -> "Pipeline":
+        return Pipeline(self)
+
+
+class Pipeline:
+    def __init__(self, redis: MemoryRedis | "DownRedis") -> None:
+        self.redis, self.queued = redis, []
+
+    def set(self, key: str, value: str, ex: int) -> None:
+        self.queued.append((key, value, ex))
+
+    async def execute(self) -> list[bool]:
+        for key, value, ex in self.queued:
+            await self.redis.set(key, value, ex=ex)
+        return [True] * len(self.queued)
 
 
 class DownRedis:
     async def get(self, key: str) -> str | None:
         raise ConnectionError("redis is down")
 
+    async def mget(self, keys: list[str]) -> list[str | None]:
+        raise ConnectionError("redis is down")
+
     async def set(self, key: str, value: str, ex: int) -> None:
         raise ConnectionError("redis is down")
+
+    def pipeline(self, transaction: bool = True) -> Pipeline:
+        return Pipeline(self)
 
 
 def basic(user: str, secret: str) -> str:

@@ -160,3 +160,18 @@ def test_cv_run_ocpp_reads_the_proposed_settings_when_they_exist(tmp_path) -> No
     assert e.plain  # ws:// stays on ocpp_port beside wss:// on its own port
     assert (e.limits.rate, e.limits.burst) == (3.0, 9)
     assert e.leniency.rules_for("chargeverse-sim", "SIM-LAX") and e.data_transfer == {"com.example": frozenset()}
+
+
+def test_the_edge_serves_on_uvloop_unless_turned_off() -> None:
+    import uvloop
+
+    from edges.ocpp.server import loop_factory
+
+    factory = loop_factory(Settings())
+    assert factory is uvloop.new_event_loop
+    loop = factory()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
+    assert loop_factory(Settings(ocpp_uvloop=False)) is None  # CV_OCPP_UVLOOP=false: asyncio's own loop
