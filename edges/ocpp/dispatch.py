@@ -37,12 +37,15 @@ from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
 import redis.asyncio as aioredis
-from confluent_kafka import Consumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as AioTopicPartition
 
+from chargeverse import fetch_backoff
 from chargeverse.avro import DecodeError, default_codec
 from chargeverse.events import envelope
-from chargeverse.kafka import DeliveryError, EventProducer, base_config
+from chargeverse.kafka import DeliveryError, EventProducer
 from chargeverse.ocpp_commands import CERTIFICATE_ACTIONS, CSMS_INITIATED, CommandInvalid, validate
+from chargeverse.settings import get_settings
 from chargeverse.topics import OCPP_COMMANDS
 
 log = logging.getLogger("edges.ocpp.dispatch")
@@ -127,7 +130,7 @@ class CommandDispatcher:
         self.route_ttl_s = route_ttl_s
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._consumer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._caught_up = asyncio.Event()
@@ -175,15 +178,16 @@ class CommandDispatcher:
         """Start reading commands and writing routes; `held_ids` lists the chargers whose routes to refresh."""
         self._held_ids = held_ids
         self._spawn(self._flush_routes())
-        loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._consume, args=(loop,), name="ocpp-commands", daemon=True)
-        self._thread.start()
+        self._consumer = asyncio.create_task(self._consume())
         self._runner = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 10)
+        if self._consumer is not None:
+            try:
+                await asyncio.wait_for(self._consumer, 10)
+            except asyncio.TimeoutError:
+                pass  # wait_for cancelled it
         if self._runner is not None:
             self._runner.cancel()
         for t in list(self._tasks):
@@ -197,52 +201,57 @@ class CommandDispatcher:
         except asyncio.TimeoutError:
             return False
 
-    def _consume(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Thread: assign every partition at (now - window), read for ever, hand decoded events to the loop."""
-        cfg = base_config(self.bootstrap)
-        cfg.update({"group.id": f"ocpp-edge-{self.instance}", "enable.auto.commit": False,
-                    "auto.offset.reset": "earliest"})
-        consumer = Consumer(cfg)
+    async def _consume(self) -> None:
+        """Assign every partition at (now - window), read for ever, queue decoded events for `_run`.
+
+        aiokafka in the edge's own loop, not a librdkafka thread: the embedded broker answers an empty fetch at
+        once, and a librdkafka consumer then re-fetched thousands of times a second (about a third of a core taken
+        from the chargers' loop, idle or not); aiokafka's empty fetches are paced by chargeverse/fetch_backoff.py."""
+        settings = get_settings()
+        fetch_backoff.install(settings.kafka_empty_fetch_backoff_ms)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap or settings.kafka_bootstrap, group_id=None,
+                                    enable_auto_commit=False, auto_offset_reset="earliest")
         codec = default_codec()
-        put = lambda item: loop.call_soon_threadsafe(self._queue.put_nowait, item)  # noqa: E731
+        put = self._queue.put_nowait
         try:
-            md = consumer.list_topics(OCPP_COMMANDS.name, timeout=10)
-            parts = sorted(md.topics[OCPP_COMMANDS.name].partitions)
+            await consumer.start()
+            await consumer.topics()  # fills the metadata partitions_for_topic reads
+            tps = [AioTopicPartition(OCPP_COMMANDS.name, p)
+                   for p in sorted(consumer.partitions_for_topic(OCPP_COMMANDS.name) or ())]
+            consumer.assign(tps)
             since = int((time.time() - RECENT_WINDOW_S) * 1000)
-            starts = consumer.offsets_for_times(
-                [TopicPartition(OCPP_COMMANDS.name, p, since) for p in parts], timeout=10)
-            ends = {}
-            assign = []
-            for tp in starts:
-                lo, hi = consumer.get_watermark_offsets(TopicPartition(OCPP_COMMANDS.name, tp.partition),
-                                                        timeout=10)
-                start = tp.offset if tp.offset >= 0 else hi
-                ends[tp.partition] = hi
-                assign.append(TopicPartition(OCPP_COMMANDS.name, tp.partition, max(start, lo)))
-            consumer.assign(assign)
-            behind = {tp.partition for tp in assign if tp.offset < ends[tp.partition]}
+            starts = await consumer.offsets_for_times({tp: since for tp in tps})
+            lows, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+            behind: set[int] = set()
+            for tp in tps:
+                found = starts.get(tp)
+                start = max(found.offset if found is not None else ends[tp], lows[tp])
+                consumer.seek(tp, start)
+                if start < ends[tp]:
+                    behind.add(tp.partition)
             if not behind:
                 put(("_caught_up", {}))
             while not self._stop.is_set():
-                for m in consumer.consume(200, timeout=0.2):
-                    if m.error():
-                        continue
-                    try:
-                        event_type, record = codec.decode(m.value())
-                    except DecodeError as exc:
-                        log.error("undecodable command at %s/%s: %s", m.partition(), m.offset(), exc)
-                    else:
-                        put((event_type, record))
-                    # caught up counts every message read, decodable or not: a poison message at the end of a
-                    # partition must not hold every later command in the catch-up backlog for ever
-                    if m.partition() in behind and m.offset() + 1 >= ends[m.partition()]:
-                        behind.discard(m.partition())
-                        if not behind:
-                            put(("_caught_up", {}))
+                for tp, msgs in (await consumer.getmany(timeout_ms=200, max_records=200)).items():
+                    for m in msgs:
+                        try:
+                            event_type, record = codec.decode(m.value)
+                        except DecodeError as exc:
+                            log.error("undecodable command at %s/%s: %s", m.partition, m.offset, exc)
+                        else:
+                            put((event_type, record))
+                        # caught up counts every message read, decodable or not: a poison message at the end of a
+                        # partition must not hold every later command in the catch-up backlog for ever
+                        if m.partition in behind and m.offset + 1 >= ends[tp]:
+                            behind.discard(m.partition)
+                            if not behind:
+                                put(("_caught_up", {}))
+        except asyncio.CancelledError:
+            raise
         except Exception:  # noqa: BLE001 - the edge keeps serving chargers without commands, loudly
             log.exception("command consumer stopped")
         finally:
-            consumer.close()
+            await consumer.stop()
 
     # ---- decisions ---------------------------------------------------------------------------------------------
     async def _run(self) -> None:
