@@ -145,8 +145,6 @@ class _Null:
 
 
 def loadgen_main(a: argparse.Namespace) -> None:
-    import resource
-
     _raise_nofile()
     ids = [f"BENCH{i:06d}" for i in range(a.first, a.first + a.count)]
     out = asyncio.run(_loadgen(a.url, ids, a.mode, a.period, a.seconds, a.ramp, 500))
@@ -156,7 +154,6 @@ def loadgen_main(a: argparse.Namespace) -> None:
 # ---- bare floor server (child process) -------------------------------------------------------------------------
 def bare_main(a: argparse.Namespace) -> None:
     import gc
-    import resource
 
     import websockets
     from websockets.asyncio.server import serve
@@ -211,11 +208,11 @@ def _run_loadgens(url: str, n: int, mode: str, period: float, seconds: float, ra
             [sys.executable, __file__, "--loadgen", "--url", url, "--first", str(first), "--count", str(count),
              "--mode", mode, "--period", str(period), "--seconds", str(seconds), "--ramp", str(ramp)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
-    cpu0, rss0, t0 = None, None, None
+    cpu0, t0 = None, None
     cpu_start = _proc_cpu(server_pid)
     if mode == "hold":
         time.sleep(ramp + min(period, seconds / 3))
-        cpu0, rss0, t0 = _proc_cpu(server_pid), _proc_rss(server_pid), time.monotonic()
+        cpu0, t0 = _proc_cpu(server_pid), time.monotonic()
     outs = [json.loads(c.communicate()[0] or b"{}") for c in children]
     res = {"lat": [x for o in outs for x in o.get("lat", [])],
            "connected": sum(o.get("connected", 0) for o in outs),
@@ -305,8 +302,6 @@ def main() -> None:
         a.chargers, a.seconds, a.ramp = 1000, 20, 5
     if a.deflate:
         os.environ["BENCH_OCPP_DEFLATE"] = "1"  # read by the load generator processes
-    import resource
-
     from broker_ceiling import temp_stack, use_env
 
     _raise_nofile()

@@ -63,14 +63,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Literal, Sequence
 
 import numpy as np
 import pyomo.environ as pyo
 from pyomo.contrib.appsi.solvers import Highs as AppsiHighs
 
-from .model import EPS, EV, Issue, LimitNode, Site, validate
+from .model import EV, Issue, LimitNode, Site, validate
 from .schedule import Schedule
 
 __all__ = ["CRITERIA", "OptimiserConfig", "ChargingModel", "Seat", "optimise"]
@@ -740,37 +740,25 @@ class ChargingModel:
                     v.set_value(1.0 if (m.p[k, t].value or 0.0) > 1e-9 else 0.0, skip_validation=True)
 
     def _run_stages(
-        self, objectives: tuple[str, ...], skip: dict[str, float] | None = None
+        self, objectives: tuple[str, ...]
     ) -> tuple[dict[str, float], str]:
-        """Solve `objectives` in order, locking each; `skip` = stages whose value is already known
-        (the current variable values achieve it) and are only locked."""
+        """Solve `objectives` in order, locking each."""
         self._reset_locks()
         if self.config.integer:
             self.stage_info = []
         values: dict[str, float] = {}
         status = "ok"
         snapshot: list | None = None
-        skip = skip or {}
         for crit in objectives:
             if crit == "reserve" and not self._has_reserve:
                 values[crit] = 0.0  # nothing reserved: the stage is a no-op, skip the solve
-                continue
-            if crit in skip:
-                values[crit] = skip[crit]
-                self._lock(crit, skip[crit])
-                snapshot = [v.value for v in self.m.p.values()]
                 continue
             t_stage = time.perf_counter()
             r = self._solve_stage(crit)
             self.stage_seconds.append((crit, time.perf_counter() - t_stage))
             if not r.ok:
                 status = f"stage {crit} failed ({r.status}); kept previous stage"
-                if snapshot is not None:
-                    for v, val in zip(self.m.p.values(), snapshot):
-                        v.set_value(val, skip_validation=True)
-                else:
-                    for v in self.m.p.values():
-                        v.set_value(0.0, skip_validation=True)
+                self._restore(snapshot)
                 break
             values[crit] = r.value
             if self.config.integer:  # full MILP: HiGHS' dual bound and gap per stage

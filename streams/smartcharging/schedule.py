@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .model import EPS, Issue, Site
+from .model import Issue, Site
 
 __all__ = ["Schedule", "violations"]
 
