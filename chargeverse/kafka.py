@@ -138,6 +138,26 @@ def committed_offsets(group: str, tps: Iterable[tuple[str, int]], bootstrap: str
         consumer.close()
 
 
+def resume_offsets(group: str, tps: Iterable[tuple[str, int]], bootstrap: str | None = None
+                   ) -> dict[tuple[str, int], int]:
+    """Where a consumer group (reset to earliest) resumes each partition: its committed offset, or the start of the
+    log where it has none -- so a consumer that skips the first records of a never-committed partition is caught
+    as surely as one that skips records after a commit."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    tps = list(tps)
+    out = committed_offsets(group, tps, bootstrap)
+    missing = [tp for tp in tps if tp not in out]
+    if missing:
+        consumer = Consumer({**base_config(bootstrap), "group.id": group, "enable.auto.commit": False})
+        try:
+            for t, p in missing:
+                out[(t, p)] = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[0]
+        finally:
+            consumer.close()
+    return out
+
+
 def describe_topic_config(name: str, bootstrap: str | None = None) -> dict[str, str]:
     admin = AdminClient(base_config(bootstrap))
     res = ConfigResource(ConfigResource.Type.TOPIC, name)

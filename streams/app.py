@@ -6,7 +6,9 @@ Faust app, a full agent buffer pauses delivery to every agent of that app.  Each
 
 Delivery: at-least-once.  A processor awaits the broker's acknowledgement of everything it emitted for a batch
 before the batch's source events are acked (take_events acks them after the loop body), so offsets are never
-committed past an event whose outputs are not on the log; a crash re-processes rather than loses.  Derived event
+committed past an event whose outputs are not on the log; a crash re-processes rather than loses.  Two faust
+habits would break that at a stop, and are switched off: take_events acks a batch whose body was cancelled
+(`acked_only_when_done`), and a stream acks the events it drops while flow is suspended (chargeverse/faust_acks.py).  Derived event
 ids are deterministic, and every projection skips offsets it has applied, so re-processing changes nothing.
 
 Poison messages: an undecodable message, or one a projection keeps failing on (3 tries), goes to `deadletter` with
@@ -17,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import faust
 
-from chargeverse import fetch_backoff
+from chargeverse import faust_acks, fetch_backoff
 from chargeverse.avro import DecodeError, default_codec
-from chargeverse.kafka import EventProducer, committed_offsets, dead_letter_record, read_range
+from chargeverse.kafka import EventProducer, dead_letter_record, read_range, resume_offsets
 from chargeverse.settings import get_settings
 from chargeverse.topics import BY_NAME, DEADLETTER, OCPP_FRAMES, STATIONS
 from projections.base import Projection, SourcedEvent, dead_lettered
@@ -42,6 +45,8 @@ if GROUP not in GROUPS:
 
 # an idle agent must not re-fetch in a tight loop against a broker that ignores the fetch max wait (noida-db)
 fetch_backoff.install(settings.kafka_empty_fetch_backoff_ms)
+# an event faust drops at a stop or rebalance must not be committed as if processed (at-least-once)
+faust_acks.install()
 
 # faust creates its data directory without parents: the stack's `faust/` must exist first
 (settings.stack_dir / "faust").mkdir(parents=True, exist_ok=True)
@@ -109,33 +114,57 @@ async def _translate_and_send(events: Sequence[Any]) -> list[Any]:
     return sent
 
 
+@contextmanager
+def acked_only_when_done(batch: Sequence[Any]) -> Iterator[None]:
+    """Keep a batch's offsets uncommitted unless the loop body finished it.
+
+    faust's `take_events` acks the batch it yielded in a `finally`: when a stop (SIGTERM) cancels the body halfway
+    -- a send not yet acknowledged, a gap still being read -- the batch would be acked and its offsets committed
+    with its outputs missing, and a restarted worker would never see those events again.  Marking the messages as
+    acked here, on the way out of a failed body, makes that later ack a no-op: the offsets stay behind, and the
+    next worker re-processes the batch (every sink drops what it already has by event id or offset)."""
+    try:
+        yield
+    except BaseException:
+        for ev in batch:
+            ev.message.acked = True
+        raise
+
+
 async def stations_processor(stream: Any) -> None:
     """OCPP frames -> `stations` events, in batches (the translation is stateless).
 
     Gap guard: faust-streaming 0.15.3 can skip records when a worker restarts with a backlog.  The processor
-    knows where each partition must continue (the group's committed offset, then the last offset it saw) and
+    knows where each partition must continue (the group's committed offset -- the log's start where it has none --
+    then the last offset it saw) and
     reads any skipped range from the log before the batch, so no frame goes untranslated.  A false alarm only
     re-emits events with the same deterministic ids, which every sink drops.
     """
     expected: dict[tuple[str, int], int] = {}
-    loop = asyncio.get_running_loop()
     async for batch in stream.take_events(2000, within=0.02):
-        firsts: dict[tuple[str, int], int] = {}
-        for ev in batch:
-            firsts.setdefault((ev.message.topic, ev.message.partition), ev.message.offset)
-        unknown = [tp for tp in firsts if tp not in expected]
-        if unknown:
-            expected.update(await loop.run_in_executor(None, committed_offsets, group_id(GROUP), unknown))
-        gaps = {tp: (expected[tp], off) for tp, off in firsts.items() if tp in expected and off > expected[tp]}
-        sent = []
-        if gaps:
-            log.warning("stations: consumer skipped %s; reading them from the log", gaps)
-            missed = await loop.run_in_executor(None, read_range, gaps)
-            sent += await _translate_and_send([_RawEvent(m) for m in missed])
-        sent += await _translate_and_send(batch)
-        for ev in batch:
-            expected[(ev.message.topic, ev.message.partition)] = ev.message.offset + 1
-        await asyncio.gather(*sent)  # on the log before the batch is acked
+        with acked_only_when_done(batch):
+            await _stations_batch(batch, expected)
+
+
+async def _stations_batch(batch: Sequence[Any], expected: dict[tuple[str, int], int]) -> None:
+    """Translate one batch, after reading from the log any range the consumer skipped before it."""
+    loop = asyncio.get_running_loop()
+    firsts: dict[tuple[str, int], int] = {}
+    for ev in batch:
+        firsts.setdefault((ev.message.topic, ev.message.partition), ev.message.offset)
+    unknown = [tp for tp in firsts if tp not in expected]
+    if unknown:
+        expected.update(await loop.run_in_executor(None, resume_offsets, group_id(GROUP), unknown))
+    gaps = {tp: (expected[tp], off) for tp, off in firsts.items() if tp in expected and off > expected[tp]}
+    sent = []
+    if gaps:
+        log.warning("stations: consumer skipped %s; reading them from the log", gaps)
+        missed = await loop.run_in_executor(None, read_range, gaps)
+        sent += await _translate_and_send([_RawEvent(m) for m in missed])
+    sent += await _translate_and_send(batch)
+    for ev in batch:
+        expected[(ev.message.topic, ev.message.partition)] = ev.message.offset + 1
+    await asyncio.gather(*sent)  # on the log before the batch is acked
 
 
 class _RawEvent:
@@ -203,29 +232,34 @@ def _projection_agent(consumer_name: str, proj_name: str, topic: Any) -> None:
         # refuse to run on a replaced log (stored offsets past its end): every new event would be skipped
         await asyncio.get_running_loop().run_in_executor(None, check_offsets_within_log, projection())
         async for batch in stream.take_events(2000, within=0.05):
-            events: list[SourcedEvent] = []
-            raw_by_offset = {}
-            for ev in batch:
-                m = ev.message
-                try:
-                    etype, rec = codec.decode(ev.value)
-                except DecodeError as exc:
-                    await dead_letter(consumer_name, ev, str(exc))
-                    events.append(dead_lettered(m.topic, m.partition, m.offset))
-                    continue
-                events.append(SourcedEvent(m.topic, m.partition, m.offset, etype, rec))
-                raw_by_offset[(m.topic, m.partition, m.offset)] = ev
-            if events:
-                await fill_gaps(events)
-            while events:
-                try:
-                    await apply(events)
-                    break
-                except _Poison as p:
-                    ev = raw_by_offset[(p.event.topic, p.event.partition, p.event.offset)]
-                    await dead_letter(consumer_name, ev, f"{type(p.cause).__name__}: {p.cause}")
-                    # applied ones are skipped by offset; the poison one is passed over by its placeholder
-                    events = [dead_lettered(e.topic, e.partition, e.offset) if e is p.event else e for e in events]
+            with acked_only_when_done(batch):
+                await _apply_batch(batch)
+
+    async def _apply_batch(batch: Sequence[Any]) -> None:
+        """Decode, fill any gap the consumer skipped, apply; poison events go to the dead-letter topic."""
+        events: list[SourcedEvent] = []
+        raw_by_offset = {}
+        for ev in batch:
+            m = ev.message
+            try:
+                etype, rec = codec.decode(ev.value)
+            except DecodeError as exc:
+                await dead_letter(consumer_name, ev, str(exc))
+                events.append(dead_lettered(m.topic, m.partition, m.offset))
+                continue
+            events.append(SourcedEvent(m.topic, m.partition, m.offset, etype, rec))
+            raw_by_offset[(m.topic, m.partition, m.offset)] = ev
+        if events:
+            await fill_gaps(events)
+        while events:
+            try:
+                await apply(events)
+                break
+            except _Poison as p:
+                ev = raw_by_offset[(p.event.topic, p.event.partition, p.event.offset)]
+                await dead_letter(consumer_name, ev, f"{type(p.cause).__name__}: {p.cause}")
+                # applied ones are skipped by offset; the poison one is passed over by its placeholder
+                events = [dead_lettered(e.topic, e.partition, e.offset) if e is p.event else e for e in events]
 
     agent.__name__ = consumer_name.replace(".", "_")
     app.agent(topic, name=consumer_name)(agent)
@@ -311,3 +345,4 @@ async def lag(web: Any, request: Any) -> Any:
 
 def main() -> None:
     app.main()
+

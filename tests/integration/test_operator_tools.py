@@ -84,7 +84,7 @@ def test_read_range_and_committed_offsets_are_exact(stack, topics, unique) -> No
     """The processor's gap guard reads [committed offset, batch start) from the log with these two."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from chargeverse.kafka import base_config, committed_offsets, read_range
+    from chargeverse.kafka import base_config, committed_offsets, read_range, resume_offsets
 
     p = EventProducer()
     delivered = [p.publish_sync("ocpp.commands", f"K-{unique}", "StationHeartbeat",
@@ -98,6 +98,10 @@ def test_read_range_and_committed_offsets_are_exact(stack, topics, unique) -> No
     group = f"g-{unique}"
     assert committed_offsets(group, [("ocpp.commands", part)]) == {}
     c = Consumer({**base_config(), "group.id": group, "enable.auto.commit": False})
+    log_start = c.get_watermark_offsets(TopicPartition("ocpp.commands", part), timeout=10)[0]
+    # a group that never committed resumes (reset to earliest) at the start of the log: the guard expects that
+    assert resume_offsets(group, [("ocpp.commands", part)]) == {("ocpp.commands", part): log_start}
     c.commit(offsets=[TopicPartition("ocpp.commands", part, last)], asynchronous=False)
     c.close()
     assert committed_offsets(group, [("ocpp.commands", part)]) == {("ocpp.commands", part): last}
+    assert resume_offsets(group, [("ocpp.commands", part)]) == {("ocpp.commands", part): last}
