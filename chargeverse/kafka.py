@@ -43,6 +43,18 @@ def base_config(bootstrap: str | None = None) -> dict[str, Any]:
     }
 
 
+def producer_safety() -> dict[str, Any]:
+    """What keeps a producer's writes in order and whole across retries (acks=all is set by every producer).
+
+    Idempotent where the broker handles it well (Kafka); otherwise one request in flight per connection, so a
+    retried batch can never overtake a later one.  Settings.kafka_idempotent_producer says why the embedded stack
+    turns idempotence off."""
+    if get_settings().kafka_idempotent_producer:
+        return {"enable.idempotence": True}
+    return {"enable.idempotence": False, "max.in.flight.requests.per.connection": 1,
+            "retries": 2_147_483_647}
+
+
 def ensure_topics(topics: Iterable[Topic] = CATALOGUE, bootstrap: str | None = None,
                   timeout: float = 30.0) -> list[str]:
     """Create every missing catalogue topic with its partitions and config; return the names created.
@@ -173,7 +185,7 @@ class Delivered:
 
 
 class EventProducer:
-    """Idempotent, acks=all producer of Avro events.
+    """acks=all producer of Avro events, in order across retries (`producer_safety`).
 
     One background thread serves delivery callbacks; `publish()` awaits the broker's acknowledgement.  The
     acknowledgements of one poll are handed to each event loop in ONE wake-up, not one per event: a loop wake-up
@@ -184,8 +196,8 @@ class EventProducer:
     def __init__(self, bootstrap: str | None = None, codec: Codec | None = None, linger_ms: int = 2,
                  extra: dict[str, Any] | None = None) -> None:
         cfg = base_config(bootstrap)
+        cfg.update(producer_safety())
         cfg.update({
-            "enable.idempotence": True,
             "acks": "all",
             "linger.ms": linger_ms,
             "compression.type": "lz4",

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     #: longest pause (ms) a Faust (aiokafka) consumer makes after an empty fetch the broker answered before the
     #: fetch's max wait (noida-db ignores it; chargeverse/fetch_backoff.py); 0 disables.  No wait on Apache Kafka
     kafka_empty_fetch_backoff_ms: int = 20
+    #: librdkafka's idempotent producer (no duplicate on a retried send).  The embedded stack turns it off: against
+    #: noida-db it holds ~1% of sends back for up to 500 ms (p99 ack 300 ms vs 6 ms without; bench/broker_acks.py).
+    #: Off, the producer keeps order with one request in flight per connection, and a duplicate that a retry
+    #: might write is dropped by the idempotent sinks (DESIGN.md: every sink is idempotent).  Keep it on with Kafka.
+    kafka_idempotent_producer: bool = True
     #: when set, events are framed in the Confluent wire format against this registry instead of Avro
     #: single-object encoding
     schema_registry_url: str | None = None
@@ -66,6 +71,9 @@ class Settings(BaseSettings):
     #: run `cv run ocpp` on uvloop (libuv: fewer system calls and less Python per socket event); false = asyncio's
     #: own loop
     ocpp_uvloop: bool = True
+    #: seconds between the edge's full cyclic-GC sweeps (chargeverse/gc_pacing.py): cycles among long-lived
+    #: objects (a closed charger's connection) are reclaimed then, in one pause as long as a full collection
+    ocpp_gc_sweep_seconds: float = 600.0
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     #: worker processes of `cv run api` (uvicorn --workers); 0 = one per CPU core this process may use

@@ -111,6 +111,8 @@ class Stack:
             "CV_STACK_POSTGRES_PORT": str(self.ports.postgres),
             "CV_STACK_REDIS_PORT": str(self.ports.redis),
             "CV_STACK_MONGO_PORT": str(self.ports.mongo),
+            # noida-db stalls ~1% of an idempotent producer's sends for up to 500 ms (settings.py says more)
+            "CV_KAFKA_IDEMPOTENT_PRODUCER": "false",
         }
 
     def write_env_file(self) -> Path:

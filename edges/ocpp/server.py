@@ -30,14 +30,14 @@ closed (and OcppConnection DISCONNECTED published) within 2 heartbeat intervals.
 Hot path: no per-message reflection or regex; schemas are compiled once (jsonschema-rs); handlers are plain dict
 functions; the two events of a frame are written by Avro writers compiled from their schemas (edges/ocpp/wire.py);
 events nobody awaits (answers, connection changes) carry no future; websockets' per-connection INFO lines are
-off; registration reads of concurrent handshakes share one statement (edges/ocpp/coalesce.py); the cyclic GC is
-frozen after start-up (`run`); `cv run ocpp` serves on uvloop (`main`, CV_OCPP_UVLOOP).
+off; registration reads of concurrent handshakes share one statement (edges/ocpp/coalesce.py); cyclic-GC pauses
+stay short by freezing survivors every second (chargeverse/gc_pacing.py, `run`); `cv run ocpp` serves on uvloop
+(`main`, CV_OCPP_UVLOOP).
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import os
@@ -55,6 +55,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from chargeverse.gc_pacing import GcPacer
 from chargeverse.events import envelope, utcnow, uuid7
 from chargeverse.kafka import DeliveryError, EventProducer
 from chargeverse.settings import Settings, get_settings
@@ -562,11 +563,10 @@ def edge_from_settings(settings: Settings, producer: EventProducer | None = None
 async def run(settings: Settings | None = None) -> None:
     edge = edge_from_settings(settings or get_settings())
     await edge.start()
-    # Cyclic-GC pauses, not CPU, dominate tail latency with thousands of sockets (DESIGN.md §5): keep start-up
-    # objects out of every collection and collect young objects less often.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    # Cyclic-GC pauses, not CPU, set the tail latency with thousands of sockets: the collector re-walks every
+    # socket's objects.  The pacer freezes survivors each second and reclaims old cycles in one sweep a period.
+    pacer = GcPacer(sweep=edge.settings.ocpp_gc_sweep_seconds)
+    pacer.start()
     log.info("OCPP edge on %s (%s)", ", ".join(
         f"{'wss' if i == len(edge.servers) - 1 and edge.tls else 'ws'}://{edge.settings.ocpp_host}:"
         f"{int(srv.sockets[0].getsockname()[1])}/ocpp/{{id}}" for i, srv in enumerate(edge.servers)),
@@ -576,6 +576,7 @@ async def run(settings: Settings | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    await pacer.stop()
     await edge.stop()
     edge.producer.close()
 
