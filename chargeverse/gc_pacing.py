@@ -8,6 +8,8 @@ waits for them, which set the edge's p99 at ~400 ms while its median was 5 ms.  
 collector only re-proves it, again and again.
 
 How (`GcPacer`):
+- the automatic collector is switched off while the pacer runs: every collection is one of the two below, so no
+  threshold can start a walk of the old objects at an arbitrary moment;
 - every `tick` seconds the young generations are collected (`gc.collect(1)`: only what was allocated since the
   last tick, so the pause is proportional to one tick's new objects, not to the sockets held), then every survivor
   is frozen (`gc.freeze()`, constant time): moved to the permanent generation the automatic collector never walks;
@@ -17,8 +19,7 @@ How (`GcPacer`):
   logged with its length; `sweep=0` never sweeps (memory then only grows with churn: for benchmarks).
 
 Invariant: no garbage cycle outlives one `sweep` period plus one tick; no pause other than the sweep walks
-objects older than one tick.  The automatic collector stays on (with its default thresholds) for whatever a tick
-has not yet frozen.
+objects older than one tick.  `stop()` unfreezes and switches the automatic collector back on.
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ class GcPacer:
         self.last_sweep_ms = 0.0
 
     def start(self) -> None:
-        """Collect and freeze what start-up built, then keep freezing survivors from the running loop."""
+        """Collect and freeze what start-up built, switch the automatic collector off, and keep collecting young
+        objects and freezing survivors from the running loop."""
         gc.collect()
         gc.freeze()
+        gc.disable()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="gc-pacer")
 
     async def stop(self) -> None:
@@ -53,6 +56,7 @@ class GcPacer:
                 pass
             self._task = None
         gc.unfreeze()
+        gc.enable()
 
     def freeze_young(self) -> None:
         """One tick: collect what is young, freeze what survived."""
