@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     ocpp_uvloop: bool = True
     #: seconds between the edge's full cyclic-GC sweeps (chargeverse/gc_pacing.py): cycles among long-lived
     #: objects (a closed charger's connection) are reclaimed then, in one pause as long as a full collection
-    ocpp_gc_sweep_seconds: float = 600.0
+    ocpp_gc_sweep_seconds: float = 3600.0
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     #: worker processes of `cv run api` (uvicorn --workers); 0 = one per CPU core this process may use

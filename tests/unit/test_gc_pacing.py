@@ -84,3 +84,10 @@ def test_start_switches_the_collector_to_the_pacer_and_stop_hands_it_back() -> N
     enabled, frozen, sweeps, frozen_after_stop, reclaimed = asyncio.run(scenario())
     assert not enabled and frozen and reclaimed and sweeps >= 1
     assert frozen_after_stop == 0 and gc.isenabled()
+
+
+def test_a_sweep_is_due_only_at_its_period() -> None:
+    pacer = GcPacer(sweep=3600)
+    pacer._last_sweep = 0.0
+    assert not pacer.sweep_due(3599.0) and pacer.sweep_due(3600.0)
+    assert not GcPacer(sweep=0).sweep_due(1e9)  # 0 = never
