@@ -36,6 +36,15 @@ import time
 log = logging.getLogger(__name__)
 
 
+def freeze_startup_objects() -> None:
+    """Collect, then freeze everything built so far, leaving the automatic collector as it is: enough for a
+    process whose long-lived objects are made at start-up (an API worker).  Measured with bench/station_search.py:
+    the full pacer's young collection each second cost a paced API's p99 4.8 -> 25 ms (per-request garbage cycles
+    pile up for a second); freezing once keeps the cheap automatic young collections."""
+    gc.collect()
+    gc.freeze()
+
+
 class GcPacer:
     def __init__(self, tick: float = 1.0, sweep: float = 3600.0) -> None:
         self.tick, self.sweep = tick, sweep

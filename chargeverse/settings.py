@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     #: Off, the producer keeps order with one request in flight per connection, and a duplicate that a retry
     #: might write is dropped by the idempotent sinks (DESIGN.md: every sink is idempotent).  Keep it on with Kafka.
     kafka_idempotent_producer: bool = True
+
+    #: seconds between an edge process's full cyclic-GC sweeps (chargeverse/gc_pacing.py: the OCPP edge and each
+    #: API worker collect young objects every second and freeze survivors; cycles among long-lived objects, e.g. a
+    #: closed charger's connection, are reclaimed by a sweep, one pause as long as a full collection); 0 = never
+    gc_sweep_seconds: float = 3600.0
     #: when set, events are framed in the Confluent wire format against this registry instead of Avro
     #: single-object encoding
     schema_registry_url: str | None = None
@@ -71,9 +76,6 @@ class Settings(BaseSettings):
     #: run `cv run ocpp` on uvloop (libuv: fewer system calls and less Python per socket event); false = asyncio's
     #: own loop
     ocpp_uvloop: bool = True
-    #: seconds between the edge's full cyclic-GC sweeps (chargeverse/gc_pacing.py): cycles among long-lived
-    #: objects (a closed charger's connection) are reclaimed then, in one pause as long as a full collection
-    ocpp_gc_sweep_seconds: float = 3600.0
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     #: worker processes of `cv run api` (uvicorn --workers); 0 = one per CPU core this process may use

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
+from chargeverse.gc_pacing import freeze_startup_objects
 from chargeverse.settings import Settings, get_settings
 from chargeverse.kafka import EventProducer
 from edges.api import (accounts, admin, audit, billing, commands, fleets, me, session_control, sessions, stations,
@@ -86,6 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.redis = aioredis.Redis.from_url(s.redis_url.get_secret_value(), decode_responses=True)
         app.state.producer = EventProducer(s.kafka_bootstrap)
         notifier = start_worker(s)  # the notifications sender, when CV_NOTIFICATIONS_WORKER=true
+        # the app's own objects (routes, models, schemas, imported modules) would be re-walked by every full
+        # collection, a pause every request in flight waits out: freeze them once they are built
+        # (chargeverse/gc_pacing.py says why the OCPP edge does more)
+        freeze_startup_objects()
         try:
             yield
         finally:
