@@ -177,9 +177,12 @@ def cmd_up(a: argparse.Namespace) -> int:
 
     for svc, _, _, url in procs:
         try:
-            wait_healthy(url, 90)
+            wait_healthy(url, 180)  # a loaded CI host has taken over 90 s to start a worker
         except NotReady:
-            print(f"{svc} did not become healthy; see {_run_dir() / (svc + '.log')}", file=sys.stderr)
+            log_file = _run_dir() / (svc + ".log")
+            tail = log_file.read_text(errors="replace").splitlines()[-20:] if log_file.exists() else []
+            print(f"{svc} did not become healthy; see {log_file}; its last lines:", *tail, sep="\n",
+                  file=sys.stderr)
             return 1
     if a.demo:
         _spawn("demo", [*exe, "demo", "--chargers", str(a.demo), "--duration", str(a.demo_duration)])

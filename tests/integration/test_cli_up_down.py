@@ -21,11 +21,12 @@ from support import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _free_run(n: int) -> int:
-    """A port p with p..p+n-1 all free (the workers take consecutive web ports)."""
+def _free_run(n: int, avoid: set[int]) -> int:
+    """A port p with p..p+n-1 all free and none of them in `avoid` (the workers take consecutive web ports; the
+    stack's ports are chosen first but bound only later, so a free-looking run could otherwise include one)."""
     for _ in range(50):
         base = free_port()
-        ok = True
+        ok = not avoid.intersection(range(base, base + n))
         for p in range(base, base + n):
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", p)) == 0:
@@ -35,14 +36,25 @@ def _free_run(n: int) -> int:
     raise RuntimeError("no run of free ports")
 
 
+def _log_tails(run: Path, lines: int = 40) -> str:
+    """The end of every service log, for a failure message (the stack directory is removed afterwards)."""
+    out = []
+    for log in sorted(run.glob("*.log")):
+        tail = [ln for ln in log.read_text(errors="replace").splitlines() if "rdkafka" not in ln][-lines:]
+        out.append(f"\n--- {log.name} ---\n" + "\n".join(tail))
+    return "".join(out)
+
+
 def test_cv_up_with_demo_chargers_then_cv_down() -> None:
     root = Path(tempfile.mkdtemp(prefix="cv-up-"))
     root.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CV_")}  # nothing of the test session's stack
     api = free_port()
-    env.update(CV_STACK_DIR=str(root), CV_STACK_KAFKA_PORT=str(free_port()), CV_STACK_POSTGRES_PORT=str(free_port()),
-               CV_STACK_REDIS_PORT=str(free_port()), CV_STACK_MONGO_PORT=str(free_port()),
-               CV_OCPP_PORT=str(free_port()), CV_API_PORT=str(api), CV_WORKER_WEB_PORT=str(_free_run(3)))
+    ports = dict(CV_STACK_KAFKA_PORT=free_port(), CV_STACK_POSTGRES_PORT=free_port(),
+                 CV_STACK_REDIS_PORT=free_port(), CV_STACK_MONGO_PORT=free_port(), CV_OCPP_PORT=free_port(),
+                 CV_API_PORT=api)
+    ports["CV_WORKER_WEB_PORT"] = _free_run(3, avoid=set(ports.values()))
+    env.update(CV_STACK_DIR=str(root), **{k: str(v) for k, v in ports.items()})
     env["CV_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{env['CV_STACK_KAFKA_PORT']}"
 
     def cv(*args: str) -> subprocess.CompletedProcess:
@@ -52,7 +64,7 @@ def test_cv_up_with_demo_chargers_then_cv_down() -> None:
     pids: list[int] = []
     try:
         up = cv("up", "--demo", "2", "--demo-duration", "60")
-        assert up.returncode == 0, up.stdout + up.stderr
+        assert up.returncode == 0, up.stdout + up.stderr + _log_tails(root / "run")
         assert f"http://127.0.0.1:{api}/docs" in up.stdout and "demo token" in up.stdout
         token = up.stdout.split("demo token")[1].split()[0]
 
