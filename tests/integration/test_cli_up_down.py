@@ -21,17 +21,27 @@ from support import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
 def _free_run(n: int, avoid: set[int]) -> int:
-    """A port p with p..p+n-1 all free and none of them in `avoid` (the workers take consecutive web ports; the
-    stack's ports are chosen first but bound only later, so a free-looking run could otherwise include one)."""
-    for _ in range(50):
-        base = free_port()
-        ok = not avoid.intersection(range(base, base + n))
-        for p in range(base, base + n):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", p)) == 0:
-                    ok = False
-        if ok:
+    """A port p with p..p+n-1 all bindable now, none in `avoid`, all below the kernel's ephemeral range.
+
+    The workers take consecutive web ports.  A run next to a kernel-picked port is inside the ephemeral range, where
+    any outgoing connection made while the stack starts can take one of them first: "address already in use" for
+    a worker's web server (seen in CI).  Below the range only an explicit bind takes a port."""
+    import random
+
+    floor = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        base = random.randrange(max(1024, floor - 8000), floor - n)
+        if not avoid.intersection(range(base, base + n)) and all(_bindable(p) for p in range(base, base + n)):
             return base
     raise RuntimeError("no run of free ports")
 
