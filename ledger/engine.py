@@ -17,6 +17,10 @@ Invariants (each named by a test in tests/unit/ledger/test_ledger_engine.py):
   the log reproduces every row, hash and refusal byte for byte.  Every lookup is scoped to the set's ledger key,
   and a key lives on one log partition, so no decision depends on how partitions interleave.
 - **Chained.** Rows get consecutive seqs per ledger partition and hash_n = SHA-256(hash_{n-1} || canonical(row)).
+- **Seals wait for what they name.** A seal is judged only once every chain it names has reached the seq it names
+  (until then it is *pending*); then it is accepted, or refused as `foreign_seal` / `stale_seal`.  The posting at
+  a seq never changes, so the verdict does not depend on how a rebuild interleaves the seal's partition with the
+  chains' partitions -- only when it is given.
 """
 
 from __future__ import annotations
@@ -70,6 +74,24 @@ class LedgerState:
     #: (partition, seq) -> posting hash: the postings the batch's seals name (loaded by the store) and every
     #: posting this state has chained since (so a seal can be checked against the chain it claims to seal)
     posting_hashes: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    #: seals waiting for the chains they name to reach their seqs, in (partition, offset) order; `heads` must then
+    #: hold every partition (the store loads them all when a seal is pending)
+    pending: list["PendingSeal"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PendingSeal:
+    event_id: str
+    ledger_partition: str
+    log_offset: int
+    sealed_at: datetime
+    heads: tuple[SealHead, ...]
+    root: bytes
+    previous_root: bytes | None
+
+    def ready(self, heads: dict[str, tuple[int, bytes]]) -> bool:
+        """Every chain the seal names has reached the named seq."""
+        return all(heads.get(h.ledger_partition, (0, b""))[0] >= h.seq for h in self.heads)
 
 
 @dataclass
@@ -115,6 +137,10 @@ class Outcome:
     balances: dict[AccountKey, Balance] = field(default_factory=dict)
     opened: dict[AccountKey, datetime] = field(default_factory=dict)
     heads: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    #: seals that started waiting in this batch, and event ids of pending seals judged in it (either may hold the
+    #: same seal: the store inserts first, then deletes)
+    pending_added: list[PendingSeal] = field(default_factory=list)
+    pending_settled: list[str] = field(default_factory=list)
 
     @property
     def postings(self) -> int:
@@ -135,16 +161,21 @@ class Engine:
             self._seal(ledger_partition, log_offset, record)
         else:
             raise ValueError(f"the ledger does not read {event_type!r} events")
+        if self.state.pending:
+            self._settle()
 
     def post(self, ledger_partition: str, log_offset: int, ps: PostingSet, event_id: str,
              causation_id: str | None = None) -> Rejection | PostedSet | None:
         """Apply one posting set; the posted set, its refusal, or None for a duplicate."""
         try:
-            return self._post(ledger_partition, log_offset, ps, event_id, causation_id)
+            done: Rejection | PostedSet | None = self._post(ledger_partition, log_offset, ps, event_id, causation_id)
         except InvalidPostingSet as exc:
             return self._reject(event_id, POSTING_SET, ps.ledger_key, ps.source_event_id, ledger_partition,
                                 log_offset, ps.occurred_at if isinstance(ps.occurred_at, datetime) else None,
                                 exc.reason, exc.detail)
+        if self.state.pending:
+            self._settle()
+        return done
 
     def _posting_set(self, part: str, offset: int, rec: dict[str, Any]) -> None:
         event_id = rec["event_id"]
@@ -275,27 +306,50 @@ class Engine:
             raise RuntimeError(f"bug: balance of {k} was not loaded for this batch")
         return Balance()
 
-    # ---- seals -------------------------------------------------------------------------------------------------
+    # ---- seals ------------------------------------------------------------------------------------------------
     def _seal(self, part: str, offset: int, rec: dict[str, Any]) -> None:
         st = self.state
         event_id = rec["event_id"]
-        if event_id in st.seal_event_ids:
+        if event_id in st.seal_event_ids or any(p.event_id == event_id for p in st.pending):
             self.out.duplicates += 1
             return
-
-        def reject(reason: str, detail: str) -> None:
-            self._reject(event_id, SEALED, None, None, part, offset, rec.get("occurred_at"), reason, detail)
-
         try:
             heads, root, previous = sealed_from_record(rec)
             want = seal_root(heads)
         except (KeyError, ValueError, TypeError) as exc:
-            reject("bad_seal", f"{type(exc).__name__}: {exc}")
+            self._reject(event_id, SEALED, None, None, part, offset, rec.get("occurred_at"), "bad_seal",
+                         f"{type(exc).__name__}: {exc}")
             return
         if want != root:
-            reject("bad_seal", f"the root {root.hex()} is not the Merkle root of the listed heads ({want.hex()})")
+            self._reject(event_id, SEALED, None, None, part, offset, rec.get("occurred_at"), "bad_seal",
+                         f"the root {root.hex()} is not the Merkle root of the listed heads ({want.hex()})")
             return
-        for h in heads:
+        pending = PendingSeal(event_id, part, offset, rec["occurred_at"], tuple(heads), root, previous)
+        st.pending.append(pending)
+        st.pending.sort(key=lambda p: (p.ledger_partition, p.log_offset))
+        self.out.pending_added.append(pending)
+
+    def _settle(self) -> None:
+        """Judge, in log order, every pending seal whose chains have caught up.  One that names a seq its chain
+        never reaches (a seal of another, longer ledger) waits without holding back the seals after it: our own
+        seals name chains as they were when sealed, so a later seal is never ready before an earlier one of ours."""
+        st = self.state
+        ready = [p for p in st.pending if p.ready(st.heads)]
+        if not ready:
+            return
+        st.pending = [p for p in st.pending if not p.ready(st.heads)]
+        for p in ready:
+            self.out.pending_settled.append(p.event_id)
+            self._judge(p)
+
+    def _judge(self, p: PendingSeal) -> None:
+        st = self.state
+
+        def reject(reason: str, detail: str) -> None:
+            self._reject(p.event_id, SEALED, None, None, p.ledger_partition, p.log_offset, p.sealed_at, reason,
+                         detail)
+
+        for h in p.heads:
             ours = st.posting_hashes.get((h.ledger_partition, h.seq))
             if ours is None:
                 reject("unknown_head", f"the ledger has no posting {h.ledger_partition} seq {h.seq}")
@@ -306,15 +360,16 @@ class Engine:
                        f"{h.head_hash.hex()}")
                 return
         last_root = st.last_seal[1] if st.last_seal else None
-        if previous != last_root:
-            reject("stale_seal", f"it follows root {previous.hex() if previous else None}, but the latest seal is "
-                   f"{last_root.hex() if last_root else None}")
+        if p.previous_root != last_root:
+            reject("stale_seal", f"it follows root {p.previous_root.hex() if p.previous_root else None}, but the "
+                   f"latest seal is {last_root.hex() if last_root else None}")
             return
         seal_no = (st.last_seal[0] if st.last_seal else 0) + 1
-        seal = Seal(seal_no, event_id, root, previous, tuple(sorted(heads, key=lambda h: h.ledger_partition)))
-        st.last_seal = (seal_no, root)
-        st.seal_event_ids.add(event_id)
-        self.out.seals.append(SealRow(seal, part, offset, rec["occurred_at"]))
+        seal = Seal(seal_no, p.event_id, p.root, p.previous_root,
+                    tuple(sorted(p.heads, key=lambda h: h.ledger_partition)))
+        st.last_seal = (seal_no, p.root)
+        st.seal_event_ids.add(p.event_id)
+        self.out.seals.append(SealRow(seal, p.ledger_partition, p.log_offset, p.sealed_at))
 
 
 def seal_heads_of(state_heads: dict[str, tuple[int, bytes]], postings_roots: dict[str, bytes]) -> list[SealHead]:

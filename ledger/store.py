@@ -25,10 +25,11 @@ from typing import Any, Iterable, Sequence
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from ledger import accounts, merkle
 from ledger.accounts import Balance, Direction
-from ledger.engine import Engine, HoldInfo, LedgerState, Outcome, Rejection, SetInfo
+from ledger.engine import Engine, HoldInfo, LedgerState, Outcome, PendingSeal, Rejection, SetInfo
 from ledger.postings import HoldState, MinorEntry, SetKind
 from ledger.records import POSTING_SET, SEALED, sealed_from_record, sealed_record
 from ledger.seals import Seal, SealHead, posting_leaf, seal_root
@@ -41,7 +42,7 @@ _LOCK_CLASS = 727275  # pg_advisory_xact_lock(class, hashtext(schema)): one ledg
 
 #: every table of the ledger, in the order checksums read them
 TABLES = ("ledger_posting_sets", "ledger_postings", "ledger_accounts", "ledger_chain_heads", "ledger_seals",
-          "ledger_seal_heads", "ledger_rejections")
+          "ledger_seal_heads", "ledger_rejections", "ledger_pending_seals")
 _ORDER = {
     "ledger_posting_sets": "ledger_key, source_event_id",
     "ledger_postings": "ledger_partition, seq",
@@ -50,6 +51,7 @@ _ORDER = {
     "ledger_seals": "seal_no",
     "ledger_seal_heads": "seal_no, ledger_partition",
     "ledger_rejections": "event_id",
+    "ledger_pending_seals": "ledger_partition, log_offset",
 }
 
 
@@ -212,11 +214,23 @@ class LedgerStore:
                 st.balances[(acc, cur)] = Balance(int(d), int(c), int(dp), int(cp))
         st.loaded = acc_keys
         parts = {partition_name(e.topic, e.partition) for e in events}
-        for p, seq, h in conn.execute("SELECT ledger_partition, seq, hash FROM ledger_chain_heads "
-                                      "WHERE ledger_partition = ANY(%s)", (sorted(parts),)):
+        for eid, part, off, at, root, prev, heads in conn.execute(
+                "SELECT event_id, ledger_partition, log_offset, sealed_at, root, previous_root, heads "
+                "FROM ledger_pending_seals ORDER BY ledger_partition, log_offset"):
+            st.pending.append(PendingSeal(eid, part, off, at, tuple(
+                SealHead(h["ledger_partition"], int(h["seq"]), bytes.fromhex(h["head_hash"]),
+                         bytes.fromhex(h["postings_root"])) for h in heads), bytes(root),
+                bytes(prev) if prev is not None else None))
+        sealing = bool(seal_ids or st.pending)
+        if sealing:  # a seal waits on every chain it names, so the engine must see all heads
+            rows = conn.execute("SELECT ledger_partition, seq, hash FROM ledger_chain_heads").fetchall()
+        else:
+            rows = conn.execute("SELECT ledger_partition, seq, hash FROM ledger_chain_heads "
+                                "WHERE ledger_partition = ANY(%s)", (sorted(parts),)).fetchall()
+        for p, seq, h in rows:
             st.heads[p] = (seq, bytes(h))
-        if seal_ids:
-            named: set[tuple[str, int]] = set()
+        if sealing:
+            named: set[tuple[str, int]] = {(h.ledger_partition, h.seq) for ps in st.pending for h in ps.heads}
             for e in events:
                 if e.type == SEALED:
                     try:
@@ -281,6 +295,16 @@ class LedgerStore:
                 [(r.event_id, r.event_type, _text(r.ledger_key), _text(r.source_event_id), r.ledger_partition,
                   r.log_offset, r.occurred_at if isinstance(r.occurred_at, datetime) else None, r.reason, r.detail)
                  for r in out.rejections])
+        if out.pending_added:
+            cur.executemany(
+                "INSERT INTO ledger_pending_seals (event_id, ledger_partition, log_offset, sealed_at, root, "
+                "previous_root, heads) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [(p.event_id, p.ledger_partition, p.log_offset, p.sealed_at, p.root, p.previous_root,
+                  Jsonb([{"ledger_partition": h.ledger_partition, "seq": h.seq, "head_hash": h.head_hash.hex(),
+                          "postings_root": h.postings_root.hex()} for h in p.heads]))
+                 for p in out.pending_added])
+        if out.pending_settled:
+            cur.execute("DELETE FROM ledger_pending_seals WHERE event_id = ANY(%s)", (out.pending_settled,))
         for s in out.seals:
             seal = s.seal
             cur.execute("INSERT INTO ledger_seals (seal_no, event_id, ledger_partition, log_offset, sealed_at, root, "

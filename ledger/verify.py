@@ -56,6 +56,9 @@ class Report:
     postings: int = 0
     partitions: dict[str, int] = field(default_factory=dict)
     seals: int = 0
+    #: seals on the log waiting for the chains they name to reach the named seqs (not a problem by themselves: a
+    #: replay still reading those chains, or a seal of another ledger that ours has not caught up with)
+    pending_seals: int = 0
     accounts: int = 0
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
@@ -78,8 +81,9 @@ class Report:
 
     def summary(self) -> str:
         if self.ok:
-            return (f"ledger OK: {self.postings:,} postings in {len(self.partitions)} partitions, {self.seals} seals, "
-                    f"{self.accounts:,} account balances verified in {self.seconds:.2f} s")
+            pending = f" ({self.pending_seals} more pending)" if self.pending_seals else ""
+            return (f"ledger OK: {self.postings:,} postings in {len(self.partitions)} partitions, {self.seals} seals"
+                    f"{pending}, {self.accounts:,} account balances verified in {self.seconds:.2f} s")
         return (f"ledger BROKEN: first broken link: {self.first}; {len(self.problems)} problem(s) in "
                 f"{self.postings:,} postings checked ({self.seconds:.2f} s)")
 
@@ -120,6 +124,7 @@ def verify(conn: psycopg.Connection) -> Report:
         _check_seals(report, seals, sealed_at, ends)
         _check_sets(conn, report)
         _check_balances(conn, report)
+        report.pending_seals = conn.execute("SELECT count(*) FROM ledger_pending_seals").fetchone()[0]
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -281,20 +281,66 @@ def test_seals_are_numbered_follow_each_other_and_bad_ones_are_refused() -> None
     assert [r.reason for r in eng.out.rejections] == ["stale_seal", "bad_seal", "bad_seal"]
 
 
-def test_a_seal_of_another_ledgers_chain_or_of_postings_it_does_not_have_is_refused() -> None:
+def test_a_seal_of_another_ledgers_chain_is_refused_once_our_chain_reaches_what_it_names() -> None:
     """A seal is a claim about *this* ledger's chains: one built from another store (another schema, another
-    environment) published on this topic must not become this ledger's seal, or `verify` would fail forever."""
+    environment) published on this topic must not become this ledger's seal, or `verify` would fail forever.
+    One naming a seq our chain has not reached waits (pending) and is judged when it gets there; meanwhile our
+    own seals are not held back."""
     ours, theirs = Mem(), Mem()
     ours.ok(topup("50.00"))
     theirs.ok(topup("20.00", src="elsewhere"))  # same partition and seq, different content, so a different hash
     eng = Engine(ours.state)
     eng.apply("ledger:5", 0, SEALED, seal_rec(theirs, None))
-    theirs.ok(topup("1.00", src="more"))  # their chain is now longer than ours: seq 2 does not exist here
+    theirs.ok(topup("1.00", src="more"))  # their chain is now longer than ours: seq 4 does not exist here yet
     eng.apply("ledger:5", 1, SEALED, seal_rec(theirs, None))
     assert eng.out.seals == []
-    assert [r.reason for r in eng.out.rejections] == ["foreign_seal", "unknown_head"]
+    assert [r.reason for r in eng.out.rejections] == ["foreign_seal"]
+    assert [p.log_offset for p in ours.state.pending] == [1]
     eng.apply("ledger:5", 2, SEALED, seal_rec(ours, None))  # our own seal still lands as seal 1
     assert [s.seal.seal_no for s in eng.out.seals] == [1]
+    assert [p.log_offset for p in ours.state.pending] == [1]
+    ours.ok(topup("2.00", src="ours-more"))  # our chain reaches seq 4, with our own content
+    assert ours.state.pending == []
+    assert [r.reason for r in eng.out.rejections] == ["foreign_seal"]  # that engine's batch is over
+    assert [s.seal.seal_no for s in eng.out.seals] == [1]
+
+
+def test_a_seal_read_before_the_postings_it_names_waits_and_gives_what_the_log_order_gives() -> None:
+    """A rebuild reads partitions in any interleaving, so the seal (on its own partition) can arrive before the
+    chains it seals.  Every interleaving gives the same seals, numbers and refusals as reading in log order."""
+    import itertools
+
+    src = Mem()
+    sets = [(topup("10.00", src=f"t{i}"), f"ledger:{i % 3}") for i in range(6)]
+    for ps, part in sets:
+        src.ok(ps, part)
+    first = seal_rec(src, None)
+    src.ok(topup("1.00", src="late"), "ledger:1")
+    second = seal_rec(src, bytes.fromhex(first["root"]))
+    sets.append((topup("1.00", src="late"), "ledger:1"))
+    seal_events = [("ledger:9", 0, first), ("ledger:9", 1, second)]
+
+    def run(order: list) -> tuple:
+        state = LedgerState()
+        eng = Engine(state)
+        for kind, item in order:
+            if kind == "set":
+                ps, part = item
+                i = sets.index(item)
+                eng.post(part, i, ps, f"evt-{i}")  # as Mem posted them
+            else:
+                eng.apply(item[0], item[1], SEALED, item[2])
+        return ([(s.seal.seal_no, s.seal.root, s.log_offset) for s in eng.out.seals],
+                [r.reason for r in eng.out.rejections], state.pending, state.heads)
+
+    chains = [("set", x) for x in sets]
+    seals = [("seal", x) for x in seal_events]
+    want = run(chains[:6] + seals[:1] + chains[6:] + seals[1:])  # the order they were written
+    assert [n for n, _, _ in want[0]] == [1, 2] and want[1] == [] and want[2] == []
+    # the seals' partition merged with the chains' at every position (each partition keeps its own order)
+    for cut_a, cut_b in itertools.combinations_with_replacement(range(len(chains) + 1), 2):
+        order = chains[:cut_a] + seals[:1] + chains[cut_a:cut_b] + seals[1:] + chains[cut_b:]
+        assert run(order) == want, (cut_a, cut_b)
 
 
 def test_the_ledger_reads_only_its_own_event_types() -> None:
