@@ -128,8 +128,10 @@ def cmd_run(a: argparse.Namespace) -> int:
             from edges.api.app import create_app
 
             uvicorn.run(create_app(s), **opts)
-        else:  # each worker process builds its own app from the same settings (environment, stack env file)
-            uvicorn.run("edges.api.app:create_app", factory=True, workers=workers, **opts)
+        else:  # each worker process builds its own app from the same settings (environment, stack env file) and
+            from edges.api.workers import serve  # listens on its own SO_REUSEPORT socket (why: edges/api/workers.py)
+
+            return serve(workers, opts)
     elif a.service == "ocpi":
         from edges.ocpi.app import run as run_ocpi
 
