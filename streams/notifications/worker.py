@@ -11,21 +11,30 @@ of `sent` (a restart between the outcome and the commit then sends nothing twice
 and the outcome can repeat a message).  A failed send is retried `attempts` times with backoff, then recorded as
 NotificationFailed with a reason free of addresses and secrets.  Contact details are read from the identity
 projection only when the channel needs them, and never logged.
+
+The consumer is aiokafka in the thread's own event loop, its empty fetches paced by chargeverse/fetch_backoff.py:
+the embedded broker answers an empty fetch at once, and the librdkafka consumer this used before re-fetched
+thousands of times a second, so an idle API process burnt half a core (and the broker another 40%) doing nothing.
+Sending, the store and the producer stay synchronous; each message is handled in a worker thread so the
+consumer's heartbeats go on while a send is retried.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, KafkaException
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
+from chargeverse import fetch_backoff
 from chargeverse.avro import DecodeError, default_codec
 from chargeverse.events import derived_id, envelope
-from chargeverse.kafka import EventProducer, base_config
+from chargeverse.kafka import EventProducer
 from chargeverse.settings import Settings
 from chargeverse.topics import NOTIFICATIONS
 from projections.postgres.migrate import connect
@@ -114,33 +123,48 @@ class NotificationWorker:
 
     # ---- the loop ------------------------------------------------------------------------------------------------
     def _run(self) -> None:
-        cfg = base_config(self.settings.kafka_bootstrap)
-        cfg.update({"group.id": f"{self.settings.worker_id}.notifications-sender", "enable.auto.commit": False,
-                    "auto.offset.reset": "earliest",
-                    "session.timeout.ms": self.settings.kafka_session_timeout_ms})
-        consumer = Consumer(cfg)
-        consumer.subscribe([NOTIFICATIONS.name])
+        asyncio.run(self._consume())
+
+    async def _consume(self) -> None:
+        fetch_backoff.install(self.settings.kafka_empty_fetch_backoff_ms)
+        consumer = AIOKafkaConsumer(
+            NOTIFICATIONS.name, bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=f"{self.settings.worker_id}.notifications-sender", enable_auto_commit=False,
+            auto_offset_reset="earliest", session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=max(100, self.settings.kafka_session_timeout_ms // 3))
+        while not self._stop.is_set():
+            try:
+                await consumer.start()
+                break
+            except KafkaError as exc:
+                log.warning("notifications sender: broker not reachable yet: %s", exc)
+                await asyncio.sleep(1)
+        else:
+            return
         try:
             while not self._stop.is_set():
                 try:
-                    msgs = consumer.consume(100, timeout=0.5)
-                except KafkaException as exc:
+                    batches = await consumer.getmany(timeout_ms=500, max_records=100)
+                except KafkaError as exc:
                     log.warning("notifications sender: consume failed: %s", exc)
-                    time.sleep(1)
+                    await asyncio.sleep(1)
                     continue
-                for m in msgs:
-                    if m.error():
-                        continue
-                    self._one(m.value())
-                    while not self._stop.is_set():
-                        try:
-                            consumer.commit(message=m, asynchronous=False)
-                            break
-                        except KafkaException as exc:
-                            log.warning("notifications sender: commit failed: %s", exc)
-                            time.sleep(0.5)
+                for tp, msgs in batches.items():
+                    for m in msgs:
+                        await asyncio.to_thread(self._one, m.value)
+                        await self._commit(consumer, tp, m.offset + 1)
         finally:
-            consumer.close()
+            await consumer.stop()
+
+    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        """Commit past one handled message, retrying until it holds (its outcome is already on the log)."""
+        while not self._stop.is_set():
+            try:
+                await consumer.commit({tp: offset})
+                return
+            except KafkaError as exc:
+                log.warning("notifications sender: commit failed: %s", exc)
+                await asyncio.sleep(0.5)
 
     def _one(self, value: bytes) -> None:
         try:
