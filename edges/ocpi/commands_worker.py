@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, ClassVar
 
-from confluent_kafka import Consumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from chargeverse.avro import DecodeError
 from chargeverse.events import envelope as event_envelope
@@ -122,34 +123,37 @@ class CommandsWorker(OcpiWorker):
 
     async def _main(self) -> None:
         consumer = await self._open_io(f"ocpi-commands-{self.settings.ocpi_platform_id}")
-        loop = asyncio.get_running_loop()
         try:
-            ends = await loop.run_in_executor(None, self._assign, consumer)
+            ends = await self._assign(consumer)
             self._ready.set()
             pending = dict(ends)
             if not pending:
                 await self._caught_up()
             tick = time.monotonic()
             while not self._stop.is_set():
-                msgs = await loop.run_in_executor(None, consumer.consume, 500, 0.05)
-                for m in msgs:
-                    if m.error():
-                        continue
-                    tp = (m.topic(), m.partition())
-                    try:
-                        etype, rec = self.codec.decode(m.value())
-                    except DecodeError:
-                        etype, rec = None, None
-                    if rec is not None:
+                try:
+                    batches = await consumer.getmany(timeout_ms=50, max_records=500)
+                except KafkaError as exc:
+                    log.warning("commands worker: consume failed: %s", exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                for msgs in batches.values():
+                    for m in msgs:
+                        tp = (m.topic, m.partition)
                         try:
-                            await self._on(etype, rec)
-                        except Exception as exc:  # noqa: BLE001 - one bad event never stops the worker
-                            log.exception("commands worker: %s failed", etype)
-                            self.errors.append(exc)
-                    if tp in pending and m.offset() + 1 >= pending[tp]:
-                        del pending[tp]
-                        if not pending:
-                            await self._caught_up()
+                            etype, rec = self.codec.decode(m.value)
+                        except DecodeError:
+                            etype, rec = None, None
+                        if rec is not None:
+                            try:
+                                await self._on(etype, rec)
+                            except Exception as exc:  # noqa: BLE001 - one bad event never stops the worker
+                                log.exception("commands worker: %s failed", etype)
+                                self.errors.append(exc)
+                        if tp in pending and m.offset + 1 >= pending[tp]:
+                            del pending[tp]
+                            if not pending:
+                                await self._caught_up()
                 if self.caught_up and time.monotonic() - tick >= 0.2:
                     tick = time.monotonic()
                     await self._sweep()
@@ -160,24 +164,25 @@ class CommandsWorker(OcpiWorker):
         finally:
             await self._close_io(consumer)
 
-    def _assign(self, consumer: Consumer) -> dict[tuple[str, int], int]:
+    async def _assign(self, consumer: AIOKafkaConsumer) -> dict[tuple[str, int], int]:
         """Assign every partition from `lookback` ago; return the partitions' ends as of now (non-empty ranges)."""
-        md = consumer.list_topics(timeout=10)
+        tps = [TopicPartition(t, p) for t in TOPICS for p in sorted(consumer.partitions_for_topic(t) or ())]
+        consumer.assign(tps)
         since = int((time.time() - self.settings.ocpi_commands_lookback_seconds) * 1000)
-        wanted = [TopicPartition(t, p, since) for t in TOPICS for p in md.topics[t].partitions]
         try:
-            starts = consumer.offsets_for_times(wanted, timeout=10)
+            found = await consumer.offsets_for_times({tp: since for tp in tps})
         except Exception:  # noqa: BLE001 - a broker without time lookups: start at the end
             log.warning("offsets_for_times failed; the commands worker starts at the log's end")
-            starts = [TopicPartition(tp.topic, tp.partition, -1) for tp in wanted]
-        assign, ends = [], {}
-        for tp in starts:
-            lo, hi = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
-            start = hi if tp.offset < 0 else max(lo, tp.offset)
-            assign.append(TopicPartition(tp.topic, tp.partition, start))
+            found = {}
+        lows, highs = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        ends = {}
+        for tp in tps:
+            hit = found.get(tp)
+            lo, hi = lows[tp], highs[tp]
+            start = hi if hit is None else max(lo, hit.offset)
+            consumer.seek(tp, start)
             if start < hi:
                 ends[(tp.topic, tp.partition)] = hi
-        consumer.assign(assign)
         return ends
 
     async def _caught_up(self) -> None:

@@ -31,7 +31,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from confluent_kafka import Consumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from chargeverse.avro import DecodeError
 from chargeverse.events import derive
@@ -98,33 +99,36 @@ class PushWorker(OcpiWorker):
 
     async def _main(self) -> None:
         consumer = await self._open_io(self.group)
-        loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(None, self._assign, consumer)
+            await self._assign(consumer)
             self._ready.set()
             tick = time.monotonic()
             while not self._stop.is_set():
                 if self._seek:
                     seeks, self._seek = self._seek, {}
-                    await loop.run_in_executor(None, self._do_seek, consumer, seeks)
-                msgs = await loop.run_in_executor(None, consumer.consume, 500, 0.05)
-                for m in msgs:
-                    if m.error():
-                        continue
-                    tp = (m.topic(), m.partition())
-                    self.position[tp] = m.offset() + 1
-                    try:
-                        etype, rec = self.codec.decode(m.value())
-                    except DecodeError:
-                        continue  # the projections' dead-letter path records it; nothing to push
-                    if etype == EVENT and rec.get("platform_id") == self.settings.ocpi_platform_id:
-                        self._consider(tp, m.offset(), rec)
+                    self._do_seek(consumer, seeks)
+                try:
+                    batches = await consumer.getmany(timeout_ms=50, max_records=500)
+                except KafkaError as exc:
+                    log.warning("push worker: consume failed: %s", exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                for msgs in batches.values():
+                    for m in msgs:
+                        tp = (m.topic, m.partition)
+                        self.position[tp] = m.offset + 1
+                        try:
+                            etype, rec = self.codec.decode(m.value)
+                        except DecodeError:
+                            continue  # the projections' dead-letter path records it; nothing to push
+                        if etype == EVENT and rec.get("platform_id") == self.settings.ocpi_platform_id:
+                            self._consider(tp, m.offset, rec)
                 await asyncio.sleep(0)
                 if time.monotonic() - tick >= 0.1:
                     tick = time.monotonic()
                     self._unblock_ready()
-                    await loop.run_in_executor(None, self._commit, consumer)
-            await loop.run_in_executor(None, self._commit, consumer)
+                    await self._commit(consumer)
+            await self._commit(consumer)
         except Exception as exc:  # noqa: BLE001
             log.exception("push worker stopped")
             self.errors.append(exc)
@@ -135,22 +139,21 @@ class PushWorker(OcpiWorker):
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
             await self._close_io(consumer)
 
-    def _assign(self, consumer: Consumer) -> None:
-        md = consumer.list_topics(timeout=10)
-        tps = [TopicPartition(OCPI_OUTBOUND.name, p) for p in md.topics[OCPI_OUTBOUND.name].partitions]
-        committed = consumer.committed(tps, timeout=10)
-        assign = []
-        for tp in committed:
-            lo, _ = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
-            start = tp.offset if tp.offset >= 0 else lo
-            assign.append(TopicPartition(tp.topic, tp.partition, start))
+    async def _assign(self, consumer: AIOKafkaConsumer) -> None:
+        tps = [TopicPartition(OCPI_OUTBOUND.name, p)
+               for p in sorted(consumer.partitions_for_topic(OCPI_OUTBOUND.name) or ())]
+        consumer.assign(tps)
+        lows = await consumer.beginning_offsets(tps)
+        for tp in tps:
+            committed = await consumer.committed(tp)
+            start = committed if committed is not None and committed >= 0 else lows[tp]
+            consumer.seek(tp, start)
             self.position[(tp.topic, tp.partition)] = start
             self.committed[(tp.topic, tp.partition)] = start
-        consumer.assign(assign)
 
-    def _do_seek(self, consumer: Consumer, seeks: dict[tuple[str, int], int]) -> None:
+    def _do_seek(self, consumer: AIOKafkaConsumer, seeks: dict[tuple[str, int], int]) -> None:
         for (t, p), off in seeks.items():
-            consumer.seek(TopicPartition(t, p, off))
+            consumer.seek(TopicPartition(t, p), off)
             self.position[(t, p)] = off
 
     # ---- the commit rule ---------------------------------------------------------------------------------------
@@ -164,13 +167,13 @@ class PushWorker(OcpiWorker):
             out[tp] = min(floor)
         return out
 
-    def _commit(self, consumer: Consumer) -> None:
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         safe = self.safe_offsets()
-        changed = [TopicPartition(t, p, o) for (t, p), o in safe.items() if self.committed.get((t, p)) != o]
+        changed = {TopicPartition(t, p): o for (t, p), o in safe.items() if self.committed.get((t, p)) != o}
         if changed:
-            consumer.commit(offsets=changed, asynchronous=False)
-            for tp in changed:
-                self.committed[(tp.topic, tp.partition)] = tp.offset
+            await consumer.commit(changed)
+            for tp, o in changed.items():
+                self.committed[(tp.topic, tp.partition)] = o
 
     # ---- pushes ------------------------------------------------------------------------------------------------
 

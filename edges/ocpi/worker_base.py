@@ -1,9 +1,11 @@
 """What the OCPI outbound workers (push_worker: our objects to partners; commands_worker: command round trips)
 share: a thread running its own event loop, and the I/O each opens and closes the same way.
 
-Why a thread with its own loop: each worker consumes the log with confluent-kafka (blocking calls, run in the
-loop's executor) and talks HTTP to partners with httpx; keeping that off the OCPI API's loop means a slow partner
-or a long consume never delays a partner's request to us.  The retry/back-off/circuit policy comes from settings
+Why a thread with its own loop: each worker consumes the log and talks HTTP to partners with httpx; keeping that
+off the OCPI API's loop means a slow partner or a long consume never delays a partner's request to us.  The
+consumer is aiokafka, its empty fetches paced by chargeverse/fetch_backoff.py: the embedded broker answers an
+empty fetch at once, and the librdkafka consumers these workers had before re-fetched thousands of times a
+second, idle or not.  The retry/back-off/circuit policy comes from settings
 in one place, so both workers treat a failing partner alike.
 """
 
@@ -14,11 +16,12 @@ import threading
 from typing import Any, ClassVar
 
 import httpx
-from confluent_kafka import Consumer
+from aiokafka import AIOKafkaConsumer
 from psycopg_pool import AsyncConnectionPool
 
+from chargeverse import fetch_backoff
 from chargeverse.avro import default_codec
-from chargeverse.kafka import EventProducer, base_config
+from chargeverse.kafka import EventProducer
 from chargeverse.settings import Settings
 from edges.ocpi.context import token_box
 from edges.ocpi.outbound import Lanes, Policy
@@ -61,9 +64,9 @@ class OcpiWorker:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    async def _open_io(self, group: str) -> Consumer:
+    async def _open_io(self, group: str) -> AIOKafkaConsumer:
         """Open the Postgres pool (OCPI schema first on the path), the HTTP client, the producer, the partner lanes
-        and a consumer of `group` (offsets committed by the worker itself)."""
+        and a started consumer of `group` with nothing assigned yet (offsets committed by the worker itself)."""
         dsn = self.settings.postgres_dsn.get_secret_value()
         self.pool = AsyncConnectionPool(dsn, min_size=1, max_size=4, open=False,
                                         kwargs={"options": f"-c search_path={self.settings.ocpi_schema_name},public"})
@@ -71,12 +74,17 @@ class OcpiWorker:
         self.http = httpx.AsyncClient(timeout=self.settings.ocpi_http_timeout, follow_redirects=False)
         self.producer = EventProducer(self.bootstrap)
         self.lanes = Lanes(self.policy)
-        return Consumer({**base_config(self.bootstrap), "group.id": group, "enable.auto.commit": False,
-                         "fetch.wait.max.ms": 20})
+        fetch_backoff.install(self.settings.kafka_empty_fetch_backoff_ms)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap or self.settings.kafka_bootstrap,
+                                    group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
+                                    fetch_max_wait_ms=100)
+        await consumer.start()
+        await consumer.topics()  # the metadata partitions_for_topic reads
+        return consumer
 
-    async def _close_io(self, consumer: Consumer) -> None:
+    async def _close_io(self, consumer: AIOKafkaConsumer) -> None:
         await self.lanes.close()
-        consumer.close()
+        await consumer.stop()
         await self.http.aclose()
         await self.pool.close()
         self.producer.close()

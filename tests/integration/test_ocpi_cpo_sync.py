@@ -227,6 +227,16 @@ def test_pushes_to_an_emsp_directory_search_and_recovery_after_an_outage(world, 
     assert sorted(m for _, m, _, _ in resent[:2]) == ["locations", "sessions"]
     assert resent[0][3] == first_missed and resent[0][3] < resent[1][3]  # from the first missed one, in log order
     wait_for("Y commits past them", lambda: worker.committed.get(tp, 0) > resent[1][3], 10)
+    seen = worker.committed[tp]
+    from confluent_kafka import Consumer, TopicPartition
+
+    from chargeverse.kafka import base_config
+
+    reader = Consumer({**base_config(), "group.id": worker.group})  # where a restarted worker would resume
+    try:
+        assert reader.committed([TopicPartition(*tp)], timeout=10)[0].offset >= seen
+    finally:
+        reader.close()
     assert "x" not in worker.blocked and not worker.parked
 
     # ---- the session ends, its CDR is priced (as billing would, for a partner token) and posted to X ----------
