@@ -37,8 +37,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, ClassVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
+from chargeverse.aiokafka_read import read_batches
 from chargeverse.avro import DecodeError
 from chargeverse.events import envelope as event_envelope
 from chargeverse.settings import Settings
@@ -131,12 +131,7 @@ class CommandsWorker(OcpiWorker):
                 await self._caught_up()
             tick = time.monotonic()
             while not self._stop.is_set():
-                try:
-                    batches = await consumer.getmany(timeout_ms=50, max_records=500)
-                except KafkaError as exc:
-                    log.warning("commands worker: consume failed: %s", exc)
-                    await asyncio.sleep(0.5)
-                    continue
+                batches = await read_batches(consumer, "commands worker", timeout_ms=50, max_records=500)
                 for msgs in batches.values():
                     for m in msgs:
                         tp = (m.topic, m.partition)

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
+from chargeverse.aiokafka_read import read_batches
 from chargeverse.avro import DecodeError
 from chargeverse.events import derive
 from chargeverse.settings import Settings
@@ -107,12 +107,7 @@ class PushWorker(OcpiWorker):
                 if self._seek:
                     seeks, self._seek = self._seek, {}
                     self._do_seek(consumer, seeks)
-                try:
-                    batches = await consumer.getmany(timeout_ms=50, max_records=500)
-                except KafkaError as exc:
-                    log.warning("push worker: consume failed: %s", exc)
-                    await asyncio.sleep(0.5)
-                    continue
+                batches = await read_batches(consumer, "push worker", timeout_ms=50, max_records=500)
                 for msgs in batches.values():
                     for m in msgs:
                         tp = (m.topic, m.partition)

@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from chargeverse import fetch_backoff
+from chargeverse.aiokafka_read import read_batches
 from chargeverse.avro import DecodeError, default_codec
 from chargeverse.events import derived_id, envelope
 from chargeverse.kafka import EventProducer
@@ -143,12 +144,8 @@ class NotificationWorker:
             return
         try:
             while not self._stop.is_set():
-                try:
-                    batches = await consumer.getmany(timeout_ms=500, max_records=100)
-                except KafkaError as exc:
-                    log.warning("notifications sender: consume failed: %s", exc)
-                    await asyncio.sleep(1)
-                    continue
+                batches = await read_batches(consumer, "notifications sender", timeout_ms=500, max_records=100,
+                                             pause_s=1.0)
                 for tp, msgs in batches.items():
                     for m in msgs:
                         await asyncio.to_thread(self._one, m.value)
