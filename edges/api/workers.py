@@ -10,7 +10,8 @@ kernel spreads new connections over them by a hash of their addresses, independe
 The supervisor (this process) holds the port bound but not listening, so it fails fast when the port is taken and
 no other program can take it between worker restarts (SO_REUSEPORT binds are limited to the same user).  A worker
 that exits while the API is not stopping is started again, at most `MAX_RESTARTS` times a minute; SIGTERM or
-SIGINT is passed on to the workers, which finish their requests (uvicorn's graceful shutdown).
+SIGINT is passed on to the workers (unless they got it too, from a signal to the process group), which finish
+their requests (uvicorn's graceful shutdown).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import time
 from typing import Any
 
 log = logging.getLogger("chargeverse.api.workers")
+
+#: how long the supervisor waits, after SIGTERM/SIGINT, for workers that got the signal too before passing it on
+FORWARD_AFTER_S = 2.0
 
 #: restarts of crashed workers allowed per minute before the whole API gives up (a crash loop is a bug, not load)
 MAX_RESTARTS = 10
@@ -68,9 +72,6 @@ def serve(workers: int, opts: dict[str, Any]) -> int:
     def stop(signum: int, _frame: Any) -> None:
         nonlocal stopping
         stopping = True
-        for p in procs:
-            if p.pid is not None and p.is_alive():
-                p.terminate()  # SIGTERM: uvicorn's graceful shutdown
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -90,6 +91,14 @@ def serve(workers: int, opts: dict[str, Any]) -> int:
                     break
                 log.warning("API worker %s exited with %s: starting another", p.pid, p.exitcode)
                 procs[i] = start()
+        # `cv down` signals the whole process group, workers included, and a second SIGTERM would cut uvicorn's
+        # graceful shutdown short: give them a moment to go on their own, then pass the signal on
+        grace = time.monotonic() + FORWARD_AFTER_S
+        while time.monotonic() < grace and any(p.is_alive() for p in procs):
+            time.sleep(0.05)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()  # SIGTERM: uvicorn's graceful shutdown
         deadline = time.monotonic() + 30
         for p in procs:
             p.join(max(0.1, deadline - time.monotonic()))
