@@ -69,14 +69,16 @@ OFFLINE = OptimiserConfig(("energy", "peak", "cost"))
 COST_OPT = OptimiserConfig(("energy", "cost"))
 ONLINE = ONLINE_POLICY
 ALGOS = ["uncontrolled", "round_robin", "edf", "llf", "offline_lp", "online"]
+#: Extra `replay` keywords for the online optimiser (`--online-budget-hi`); passed to the workers with each task.
+ONLINE_KW: dict[str, Any] = {}
 
 
 def with_cap(site: Site, cap: float) -> Site:
     return replace(site, tree=LimitNode(site.tree.id, cap, site.tree.children))
 
 
-def run_one(args: tuple[str, Site, tuple[EV, ...]]) -> tuple[str, Schedule]:
-    algo, site, reserve = args
+def run_one(args: tuple[Any, ...]) -> tuple[str, Schedule]:
+    algo, site, reserve, *extra = args  # extra: the online `replay` keywords, if any
     if algo in BASELINES:
         s = BASELINES[algo](site)
     elif algo == "offline_lp":
@@ -87,7 +89,8 @@ def run_one(args: tuple[str, Site, tuple[EV, ...]]) -> tuple[str, Schedule]:
         # A site with a fixed grid connection pays nothing for load below it, so the planner may use the
         # whole connection (peak floor = cap); without a limit it starts from 0 and minimises the peak.
         cap = site.tree.cap_kw
-        s = replay(site, ONLINE, peak_hint_kw=cap if math.isfinite(cap) else 0.0, reserve=reserve)
+        s = replay(site, ONLINE, peak_hint_kw=cap if math.isfinite(cap) else 0.0, reserve=reserve,
+                   **(extra[0] if extra else {}))
     else:
         raise ValueError(algo)
     bad = violations(site, s, check_min_power=False)
@@ -229,7 +232,8 @@ def run_dataset(name: str, args: argparse.Namespace, pool: ProcessPoolExecutor, 
         res = [reserves[d.day] for d in days]
         for algo in algos + (["cost_lp"] if math.isinf(cap) else []):
             t = time.perf_counter()
-            scheds = [s for _, s in pool.map(run_one, [(algo, s, r) for s, r in zip(sites, res)], chunksize=chunk)]
+            scheds = [s for _, s in pool.map(run_one, [(algo, s, r, ONLINE_KW) for s, r in zip(sites, res)],
+                                             chunksize=chunk)]
             timing[algo] = timing.get(algo, 0.0) + time.perf_counter() - t
             results[(cap, algo)] = metrics(sites, scheds)
         write_tsv()
@@ -329,7 +333,13 @@ def main() -> None:
     ap.add_argument("--dataset", choices=("acn", "trondheim", "both"), default="acn",
                     help="which real sessions to replay; each gets its own table, summary and files. Default acn: "
                          "the full Trondheim sweep (400 days) costs several times the ACN one")
+    ap.add_argument("--online-budget-hi", type=float, default=None,
+                    help="online: keep the highest budgeted peak as a floor (sticky budget) and cap the adaptive "
+                         "reserve scale at this value (experiment, off by default; see streams/smartcharging/online.py)")
     args = ap.parse_args()
+    if args.online_budget_hi is not None:
+        ONLINE_KW.update(sticky_budget=True, reserve_params=(0.5, 0.5, args.online_budget_hi))
+        print(f"online: sticky budget, reserve scale capped at {args.online_budget_hi:g}")
     t_all = time.perf_counter()
     if args.scale_only:
         for line in scale_line(milp=True, time_limit=args.milp_time_limit, strategy=args.milp_strategy):

@@ -49,13 +49,14 @@ def flexible_morning() -> list[EV]:
     return [EV(f"m{i}", i, T, 12.0 + 2 * i, 6.6, "site") for i in range(3)]
 
 
-def executed(site: Site, cap_hint: float, reserve: tuple[EV, ...]) -> dict[str, np.ndarray]:
-    s = replay(site, ONLINE_POLICY, peak_hint_kw=cap_hint, reserve=reserve)
+def executed(site: Site, cap_hint: float, reserve: tuple[EV, ...], sticky: bool = False) -> dict[str, np.ndarray]:
+    s = replay(site, ONLINE_POLICY, peak_hint_kw=cap_hint, reserve=reserve, sticky_budget=sticky)
     return {cid: s.power[i] for i, cid in enumerate(s.ev_ids)}
 
 
+@pytest.mark.parametrize("sticky", [False, True])
 @pytest.mark.parametrize("cap", [float("inf"), 20.0])
-def test_decisions_up_to_t_do_not_change_when_later_arrivals_change(cap):
+def test_decisions_up_to_t_do_not_change_when_later_arrivals_change(cap, sticky):
     history = [(date(2021, 9, d), tuple(random_day(d))) for d in range(6, 10)]
     today = date(2021, 9, 10)
     evs = flexible_morning() + random_day(99)
@@ -64,7 +65,7 @@ def test_decisions_up_to_t_do_not_change_when_later_arrivals_change(cap):
     hint = cap if cap < float("inf") else 0.0
     site = Site(tuple(evs), LimitNode("site", cap), T, DT)
     other = Site(tuple(altered_future(evs, CUT)), LimitNode("site", cap), T, DT)
-    a, b = executed(site, hint, reserve), executed(other, hint, reserve)
+    a, b = executed(site, hint, reserve, sticky), executed(other, hint, reserve, sticky)
     known = [e.id for e in evs if e.arrival <= CUT]
     assert known and len(known) < len(evs)
     for cid in known:  # what was executed in slots 0..CUT was decided from arrivals <= CUT only
