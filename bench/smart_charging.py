@@ -55,7 +55,6 @@ from streams.smartcharging.trondheim import day_instances as trondheim_days  # n
 from streams.smartcharging.trondheim import load_trondheim  # noqa: E402
 from streams.smartcharging.baselines import BASELINES  # noqa: E402
 from streams.smartcharging.model import LimitNode, Site  # noqa: E402
-from streams.smartcharging.model import EV  # noqa: E402
 from streams.smartcharging.online import ONLINE_POLICY, replay  # noqa: E402
 from streams.smartcharging.reserve import expected_arrivals, history_before  # noqa: E402
 from streams.smartcharging.optimiser import OptimiserConfig, optimise  # noqa: E402
