@@ -334,10 +334,12 @@ class Engine:
         never reaches (a seal of another, longer ledger) waits without holding back the seals after it: our own
         seals name chains as they were when sealed, so a later seal is never ready before an earlier one of ours."""
         st = self.state
-        ready = [p for p in st.pending if p.ready(st.heads)]
+        ready, waiting = [], []
+        for p in st.pending:
+            (ready if p.ready(st.heads) else waiting).append(p)
         if not ready:
             return
-        st.pending = [p for p in st.pending if not p.ready(st.heads)]
+        st.pending = waiting
         for p in ready:
             self.out.pending_settled.append(p.event_id)
             self._judge(p)

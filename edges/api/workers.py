@@ -41,7 +41,6 @@ def reuseport_socket(host: str, port: int, *, listen: bool) -> socket.socket:
     sock.bind((host, port))
     if listen:
         sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
 
 
