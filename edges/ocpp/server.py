@@ -43,6 +43,7 @@ import logging
 import os
 import signal
 import socket
+import time
 import weakref
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -69,7 +70,7 @@ from edges.ocpp.leniency import Leniency, Repair, repair
 from edges.ocpp.session import AnswerMemory, ChargerSession, PendingCall, Remembered, TokenBucket
 from edges.ocpp.tls import TlsConfig, transport_of
 from edges.ocpp.versions import SUBPROTOCOLS, VERSIONS
-from edges.ocpp.wire import compile_encoder
+from edges.ocpp.wire import compile_encoder, frame_writer_factory
 
 log = logging.getLogger("edges.ocpp")
 #: websockets' own logger for our listeners: its INFO lines ("connection open", "connection closed") are two log
@@ -167,6 +168,8 @@ class OcppEdge:
         codec = getattr(self.producer, "codec", None)
         self._encoders = {} if codec is None else {
             t: e for t in ("OcppFrame", "OcppConnection") if (e := compile_encoder(codec, t)) is not None}
+        #: per-connection OcppFrame writers with the connection's constant fields encoded once (None: the codec)
+        self._frame_writer = None if codec is None else frame_writer_factory(codec)
 
     # ---- publishing ----------------------------------------------------------------------------------------------
     async def _publish(self, key: str, event_type: str, rec: dict[str, Any]) -> Any:
@@ -175,6 +178,33 @@ class OcppEdge:
         if encode is None:
             return await self.producer.publish(OCPP_FRAMES.name, key, event_type, rec)
         return await self.producer.publish_raw(OCPP_FRAMES.name, key, encode(rec))
+
+    async def _publish_frame(self, s: ChargerSession, direction: str, raw: str, fields: dict[str, Any],
+                             causation_id: str | None = None, event_id: str | None = None) -> str:
+        """Write one OcppFrame event of `s` and wait for the broker's acknowledgement (DeliveryError if refused);
+        returns its event id.  `fields`: the frame fields other than raw (absent ones take their defaults)."""
+        event_id = event_id or uuid7()
+        if s.writer is not None:
+            await self.producer.publish_raw(OCPP_FRAMES.name, s.charge_point_id, s.writer.write(
+                direction, event_id, time.time_ns() // 1000, causation_id, raw, fields))
+        else:
+            await self._publish(s.charge_point_id, "OcppFrame", self._frame_record(
+                s, direction, raw, event_id=event_id, causation_id=causation_id, **fields))
+        return event_id
+
+    def _publish_frame_nowait(self, s: ChargerSession, direction: str, raw: str, fields: dict[str, Any],
+                              causation_id: str | None, what: str) -> str:
+        """As `_publish_frame`, acknowledged in the background (log order kept; a refusal is logged)."""
+        event_id = uuid7()
+        if s.writer is not None:
+            self.producer.publish_raw_unawaited(
+                OCPP_FRAMES.name, s.charge_point_id,
+                s.writer.write(direction, event_id, time.time_ns() // 1000, causation_id, raw, fields),
+                lambda why: log.error("%s not recorded on the log: %s", what, why))
+        else:
+            self._publish_nowait(s.charge_point_id, "OcppFrame", self._frame_record(
+                s, direction, raw, event_id=event_id, causation_id=causation_id, **fields), what)
+        return event_id
 
     def _publish_nowait(self, key: str, event_type: str, rec: dict[str, Any], what: str) -> None:
         """Hand one event to the producer now (log order kept), acknowledged in the background; a refusal is
@@ -246,6 +276,8 @@ class OcppEdge:
             registration_status=reg.registration_status if reg else "Accepted",
             vendor=reg.vendor if reg else None, model=reg.model if reg else None)
         s.rules = self.leniency.rules_for(s.vendor, s.model)
+        if self._frame_writer is not None:
+            s.writer = self._frame_writer(self.source, cp_id, s.version.subprotocol, s.connection_id)
         return s
 
     async def handler(self, ws: ServerConnection) -> None:
@@ -295,11 +327,12 @@ class OcppEdge:
             return CallOutcome("OFFLINE", error_description="the charger disconnected")
         message_id = uuid7()
         raw = framing.call(message_id, action, payload)
-        rec = self._frame_record(s, "OUT", raw, message_type_id=framing.CALL, message_id=message_id, action=action)
+        event_id = uuid7()
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        s.pending[message_id] = PendingCall(action, raw, rec["event_id"], fut)
+        s.pending[message_id] = PendingCall(action, raw, event_id, fut)
         try:
-            await self._publish(cp_id, "OcppFrame", rec)
+            await self._publish_frame(s, "OUT", raw, {"message_type_id": framing.CALL, "message_id": message_id,
+                                                      "action": action}, event_id=event_id)
             await ws.send(raw)
             frame = await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
@@ -443,9 +476,8 @@ class OcppEdge:
                     reply = framing.call_error(parsed.message_id, "InternalError",
                                                "the CSMS failed to answer this message")
                 fields.update(extra)
-        in_rec = self._frame_record(s, "IN", raw, **fields)
         try:
-            await self._publish(s.charge_point_id, "OcppFrame", in_rec)
+            in_id = await self._publish_frame(s, "IN", raw, fields)
         except DeliveryError as exc:
             log.error("log unavailable, frame from %s not accepted: %s", s.charge_point_id, exc)
             if fields["message_type_id"] == framing.CALL:
@@ -456,25 +488,23 @@ class OcppEdge:
             return
         await ws.send(reply)
         is_result = reply.startswith("[3")
-        out_rec = self._frame_record(
-            s, "OUT", reply, message_type_id=3 if is_result else 4, message_id=fields["message_id"],
-            action=fields["action"], answers=raw if fields["message_type_id"] == framing.CALL else None,
-            retransmission_of=remembered.out_event_id if remembered else None)
-        out_rec["causation_id"] = in_rec["event_id"]
-        if is_result and remembered is None and isinstance(parsed, framing.Frame):
-            s.memory.remember(parsed.message_id, Remembered(parsed.action or "", parsed.payload, reply,
-                                                            in_rec["event_id"], out_rec["event_id"]))
         # the answer is already with the charger: record it (and any leniency repair) in log order, but read the
         # charger's next frame without waiting for the broker's acknowledgement
         what = f"answer to {s.charge_point_id}"
-        self._publish_nowait(s.charge_point_id, "OcppFrame", out_rec, what)
+        out_id = self._publish_frame_nowait(
+            s, "OUT", reply, {"message_type_id": 3 if is_result else 4, "message_id": fields["message_id"],
+                              "action": fields["action"],
+                              "answers": raw if fields["message_type_id"] == framing.CALL else None,
+                              "retransmission_of": remembered.out_event_id if remembered else None}, in_id, what)
+        if is_result and remembered is None and isinstance(parsed, framing.Frame):
+            s.memory.remember(parsed.message_id, Remembered(parsed.action or "", parsed.payload, reply, in_id, out_id))
         if repaired is not None and isinstance(parsed, framing.Frame):
             self._publish_nowait(s.charge_point_id, "OcppDeviation",
-                                 self._deviation_record(s, parsed, in_rec, repaired), what)
+                                 self._deviation_record(s, parsed, in_id, repaired), what)
 
-    def _deviation_record(self, s: ChargerSession, frame: framing.Frame, in_rec: dict[str, Any],
+    def _deviation_record(self, s: ChargerSession, frame: framing.Frame, in_id: str,
                           repaired: Repair) -> dict[str, Any]:
-        rec = envelope(source=self.source, correlation_id=s.connection_id, causation_id=in_rec["event_id"])
+        rec = envelope(source=self.source, correlation_id=s.connection_id, causation_id=in_id)
         rec.update(charge_point_id=s.charge_point_id, connection_id=s.connection_id,
                    ocpp_version=s.version.subprotocol, vendor=s.vendor or "", model=s.model or "",
                    message_id=frame.message_id, action=frame.action or "",

@@ -110,3 +110,5 @@ class ChargerSession:
     pending: dict[str, PendingCall] = field(default_factory=dict)
     #: actions the CSMS asked for with TriggerMessage while not Accepted (commands path; always empty for now)
     triggered: set[str] = field(default_factory=set)
+    #: writes this connection's OcppFrame events (edges/ocpp/wire.py); None: the platform codec does
+    writer: Any = None

@@ -9,7 +9,7 @@ import pytest
 
 from chargeverse.avro import Codec, EncodeError, default_codec
 from chargeverse.events import envelope
-from edges.ocpp.wire import compile_encoder
+from edges.ocpp.wire import compile_encoder, frame_writer_factory
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +78,60 @@ def test_a_required_field_missing_is_refused(codec: Codec) -> None:
     del rec["raw"]
     with pytest.raises(EncodeError, match="raw"):
         compile_encoder(codec, "OcppFrame")(rec)  # type: ignore[misc]
+
+
+# ---- FrameWriter: one connection's frames, its constant fields encoded once -----------------------------------
+FRAME_FIELDS = ("message_type_id", "message_id", "action", "valid", "error_code", "error_description", "answers",
+                "normalized", "retransmission_of")
+
+
+@pytest.mark.parametrize("fields", [
+    {},
+    {"direction": "OUT", "message_type_id": 3, "raw": '[3,"m1",{}]', "answers": '[2,"m1","Heartbeat",{}]',
+     "causation_id": "e-1", "retransmission_of": "e-0"},
+    {"valid": False, "error_code": "FormationViolation", "error_description": "frame is not valid JSON",
+     "message_type_id": None, "message_id": "-1", "action": None, "raw": "x" * 5000},
+    {"raw": "Zähler ⚡ 測定", "normalized": "{}", "message_type_id": 4, "message_id": "é" * 36},
+    {"message_type_id": -(1 << 31), "action": "", "raw": ""},
+])
+@pytest.mark.parametrize("when", [datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=timezone.utc),
+                                  datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=timezone.utc)])
+def test_a_connections_frame_writer_gives_the_codecs_bytes(codec: Codec, fields: dict, when: datetime) -> None:
+    rec = frame(**fields)
+    rec["occurred_at"] = rec["recorded_at"] = when
+    make = frame_writer_factory(codec)
+    assert make is not None
+    w = make(rec["source"], rec["charge_point_id"], rec["ocpp_version"], rec["connection_id"])
+    micros = round((when - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds() * 1e6)
+    got = w.write(rec["direction"], rec["event_id"], micros, rec["causation_id"], rec["raw"],
+                  {k: rec[k] for k in FRAME_FIELDS if k in fields or k in ("message_type_id", "message_id", "action")})
+    assert got == codec.encode("OcppFrame", rec)
+    assert w.write(rec["direction"], rec["event_id"], when, rec["causation_id"], rec["raw"],
+                   {k: rec[k] for k in FRAME_FIELDS}) == got  # a datetime works too, and explicit defaults
+
+
+@pytest.mark.parametrize("direction, fields", [("SIDEWAYS", {}), ("IN", {"message_type_id": "2"}),
+                                               ("IN", {"message_type_id": 1 << 40}),
+                                               ("IN", {"message_id": 7})])
+def test_the_frame_writer_refuses_what_the_codec_refuses(codec: Codec, direction: str, fields: dict) -> None:
+    rec = frame(direction=direction, **fields)
+    with pytest.raises(EncodeError):
+        codec.encode("OcppFrame", rec)
+    w = frame_writer_factory(codec)("src", "CP-1", "ocpp1.6", "conn-1")  # type: ignore[misc]
+    with pytest.raises(EncodeError):
+        w.write(direction, "e-1", 0, None, "raw", fields)
+
+
+def test_no_frame_writer_when_the_schema_has_another_layout(codec: Codec) -> None:
+    """A schema change the writer does not know falls back to the codec instead of writing stale bytes."""
+    import copy
+    import dataclasses
+
+    changed = copy.copy(codec)
+    changed.store = copy.copy(codec.store)
+    real = codec.store.schema("OcppFrame")
+    shifted = dataclasses.replace(real, raw={**real.raw, "fields": [
+        *real.raw["fields"], {"name": "extra", "type": ["null", "string"], "default": None}]})
+    changed.store.schema = lambda name: shifted if name == "OcppFrame" else real  # type: ignore[method-assign]
+    assert frame_writer_factory(changed) is None
+    assert frame_writer_factory(codec) is not None
