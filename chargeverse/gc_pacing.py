@@ -35,6 +35,9 @@ import time
 
 log = logging.getLogger(__name__)
 
+#: a young-collection pause worth a warning (ms)
+SLOW_MS = 50.0
+
 
 def freeze_startup_objects() -> None:
     """Collect, then freeze everything built so far, leaving the automatic collector as it is: enough for a
@@ -51,6 +54,9 @@ class GcPacer:
         self._task: asyncio.Task[None] | None = None
         self.sweeps = 0
         self.last_sweep_ms = 0.0
+        #: the longest young-collection pause since the last report (logged once a minute when over SLOW_MS)
+        self.longest_young_ms = 0.0
+        self._last_report = time.monotonic()
         self._last_sweep = time.monotonic()
 
     def sweep_due(self, now: float) -> bool:
@@ -76,10 +82,14 @@ class GcPacer:
         gc.unfreeze()
         gc.enable()
 
-    def freeze_young(self) -> None:
-        """One tick: collect what is young, freeze what survived."""
+    def freeze_young(self) -> float:
+        """One tick: collect what is young, freeze what survived.  Returns the pause in ms."""
+        started = time.perf_counter()
         gc.collect(1)
         gc.freeze()
+        pause = (time.perf_counter() - started) * 1000
+        self.longest_young_ms = max(self.longest_young_ms, pause)
+        return pause
 
     def sweep_all(self) -> tuple[int, float]:
         """Reclaim cycles among frozen objects: (objects collected, pause in ms)."""
@@ -97,6 +107,12 @@ class GcPacer:
         while True:
             await asyncio.sleep(self.tick)
             self.freeze_young()
+            now = time.monotonic()
+            if now - self._last_report >= 60:
+                if self.longest_young_ms > SLOW_MS:  # every frame in flight waited this long
+                    log.warning("gc: young collections paused the process up to %.0f ms in the last %.0f s",
+                                self.longest_young_ms, now - self._last_report)
+                self.longest_young_ms, self._last_report = 0.0, now
             if self.sweep_due(time.monotonic()):
                 # counting the frozen objects walks them all (it took 11% of the edge's samples when done each
                 # tick): only here, once a sweep

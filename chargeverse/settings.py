@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     #: API worker collect young objects every second and freeze survivors; cycles among long-lived objects, e.g. a
     #: closed charger's connection, are reclaimed by a sweep, one pause as long as a full collection); 0 = never
     gc_sweep_seconds: float = 3600.0
+    #: seconds between the young collections of `gc_pacing` (each pause is proportional to what one tick allocated
+    #: and kept: a shorter tick, shorter pauses, the same total work)
+    gc_tick_seconds: float = 1.0
     #: when set, events are framed in the Confluent wire format against this registry instead of Avro
     #: single-object encoding
     schema_registry_url: str | None = None

@@ -595,7 +595,7 @@ async def run(settings: Settings | None = None) -> None:
     await edge.start()
     # Cyclic-GC pauses, not CPU, set the tail latency with thousands of sockets: the collector re-walks every
     # socket's objects.  The pacer freezes survivors each second and reclaims old cycles in one sweep a period.
-    pacer = GcPacer(sweep=edge.settings.gc_sweep_seconds)
+    pacer = GcPacer(tick=edge.settings.gc_tick_seconds, sweep=edge.settings.gc_sweep_seconds)
     pacer.start()
     log.info("OCPP edge on %s (%s)", ", ".join(
         f"{'wss' if i == len(edge.servers) - 1 and edge.tls else 'ws'}://{edge.settings.ocpp_host}:"

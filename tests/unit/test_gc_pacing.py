@@ -50,6 +50,16 @@ def test_a_tick_reclaims_young_garbage_and_freezes_what_survives() -> None:
     assert gc.get_freeze_count() > 0
 
 
+def test_a_ticks_pause_is_measured_and_the_longest_kept_for_the_report() -> None:
+    pacer = GcPacer()
+    gc.disable()
+    pile = [_cycle() for _ in range(20_000)]   # a tick with much young garbage to walk
+    del pile
+    slow = pacer.freeze_young()
+    fast = pacer.freeze_young()                # nothing young left
+    assert slow > 0 and pacer.longest_young_ms == max(slow, fast) >= fast
+
+
 def test_a_cycle_that_dies_after_it_was_frozen_waits_for_the_sweep_and_no_longer() -> None:
     pacer = GcPacer()
     gc.disable()
