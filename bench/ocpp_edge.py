@@ -101,8 +101,35 @@ async def _charger(url: str, cp: str, mode: str, period: float, until: list[floa
         counts[3] += 1
 
 
+class _GcClock:
+    """The load generator's own cyclic-GC pauses (gc.callbacks): a pause here delays every answer this process is
+    waiting for, and would be counted as the server's latency."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self.longest_ms = 0.0
+        self.total_ms = 0.0
+        self._t0 = 0.0
+        gc.callbacks.append(self._cb)
+
+    def _cb(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            ms = (time.perf_counter() - self._t0) * 1000
+            self.longest_ms = max(self.longest_ms, ms)
+            self.total_ms += ms
+
+    def reset(self) -> None:
+        self.longest_ms = self.total_ms = 0.0
+
+
 async def _loadgen(url: str, ids: list[str], mode: str, period: float, seconds: float, ramp: float,
                    inflight: int) -> dict:
+    import gc
+
+    clock = _GcClock()
     rnd = random.Random(ids[0])
     lat: list[float] = []
     counts = [0, 0, 0, 0, len(ids)]  # connected, measuring, messages, failures, chargers
@@ -129,11 +156,18 @@ async def _loadgen(url: str, ids: list[str], mode: str, period: float, seconds: 
         lat.clear()  # steady state only
         counts[1] = 1
         counts[2] = 0
+        # the connections are made: keep them out of this process's own collections from now on (with ~10,000
+        # sockets a full collection here pauses every charger of this process for hundreds of ms, which the
+        # latencies would charge to the server; the bare server and the edge do the same for themselves)
+        if os.environ.get("BENCH_LOADGEN_FREEZE", "1") == "1":
+            gc.collect()
+            gc.freeze()
+        clock.reset()
     t_measure = time.monotonic()
     await asyncio.gather(*tasks)
     elapsed = time.monotonic() - (t_start if mode == "storm" else t_measure)
     return {"lat": lat, "connected": counts[0], "messages": counts[2], "failures": counts[3],
-            "seconds": elapsed}
+            "seconds": elapsed, "gc_ms": clock.longest_ms}
 
 
 class _Null:
@@ -218,7 +252,8 @@ def _run_loadgens(url: str, n: int, mode: str, period: float, seconds: float, ra
            "connected": sum(o.get("connected", 0) for o in outs),
            "messages": sum(o.get("messages", 0) for o in outs),
            "failures": sum(o.get("failures", 0) for o in outs),
-           "seconds": max((o.get("seconds", 0) for o in outs), default=0)}
+           "seconds": max((o.get("seconds", 0) for o in outs), default=0),
+           "gc_ms": max((o.get("gc_ms", 0) for o in outs), default=0)}
     res["cpu_s"] = _proc_cpu(server_pid) - cpu_start  # server CPU seconds over the whole phase
     if cpu0 is not None:
         res["cpu"] = (_proc_cpu(server_pid) - cpu0) / (time.monotonic() - t0)
@@ -259,6 +294,7 @@ def _phases(url: str, pid: int, a: argparse.Namespace, rss_idle: int) -> dict:
     storm = _run_loadgens(url, a.chargers, "storm", 0, 0, 0, a.procs, pid) if "storm" in a.phases else empty
     return {
         "p50": pct(hold["lat"], 0.5), "p99": pct(hold["lat"], 0.99), "held": hold["connected"],
+        "lg_gc": hold.get("gc_ms", 0),
         "fail": hold["failures"] + storm["failures"] + thr["failures"], "cpu": hold.get("cpu", 0),
         "kb_per_conn": max(0, hold.get("rss", 0) - rss_idle) / 1024 / max(1, hold["connected"]),
         "msgs_s": thr["messages"] / thr["seconds"] if thr["seconds"] else 0,
@@ -286,6 +322,8 @@ def main() -> None:
                          "in the same run, printed as `before:`")
     ap.add_argument("--deflate", action="store_true",
                     help="chargers offer permessage-deflate (the edge accepts it; the bare floor does not)")
+    ap.add_argument("--loadgen-no-freeze", action="store_true",
+                    help="leave the load generators' sockets in their own GC walks (shows what that costs)")
     ap.add_argument("--loadgen", action="store_true")
     ap.add_argument("--bare", action="store_true")
     ap.add_argument("--url")
@@ -302,6 +340,8 @@ def main() -> None:
         a.chargers, a.seconds, a.ramp = 1000, 20, 5
     if a.deflate:
         os.environ["BENCH_OCPP_DEFLATE"] = "1"  # read by the load generator processes
+    if a.loadgen_no_freeze:
+        os.environ["BENCH_LOADGEN_FREEZE"] = "0"
     from broker_ceiling import temp_stack, use_env
 
     _raise_nofile()
@@ -367,7 +407,8 @@ def main() -> None:
     b, e = results["bare"], results["edge"]
 
     def edge_figures(name: str, e: dict) -> str:
-        return (f"{name}: held={e['held']} p50={e['p50']:.1f}ms p99={e['p99']:.1f}ms cpu={e['cpu']:.0%} "
+        return (f"{name}: held={e['held']} p50={e['p50']:.1f}ms p99={e['p99']:.1f}ms loadgen_gc={e['lg_gc']:.0f}ms "
+                f"cpu={e['cpu']:.0%} "
                 f"{e['kb_per_conn']:.1f}KB/conn {e['msgs_s']:.0f}msg/s {e['us_msg']:.0f}us/msg "
                 f"storm={e['storm_s']:.0f}conn/s {e['us_conn']:.0f}us/conn fail={e['fail']}")
 
@@ -379,7 +420,7 @@ def main() -> None:
     print(f"chargers={a.chargers} period={a.period}s | {edge_figures('edge', e)} | "
           + (f"{edge_figures('before', before)} | " if before else "")
           + f"bare: held={b['held']} p50={b['p50']:.1f}ms "
-          f"p99={b['p99']:.1f}ms cpu={b['cpu']:.0%} {b['kb_per_conn']:.1f}KB/conn {b['msgs_s']:.0f}msg/s "
+          f"p99={b['p99']:.1f}ms loadgen_gc={b['lg_gc']:.0f}ms cpu={b['cpu']:.0%} {b['kb_per_conn']:.1f}KB/conn {b['msgs_s']:.0f}msg/s "
           f"{b['us_msg']:.0f}us/msg storm={b['storm_s']:.0f}conn/s {b['us_conn']:.0f}us/conn | {ratios('edge', e)}"
           + (f" | {ratios('before', before)}" if before else ""), flush=True)
 
