@@ -101,13 +101,18 @@ def parse(text: str | bytes, dialect: Dialect | str) -> Frame | FrameError:
     return Frame(CALLERROR, mid, error_code=str(msg[2]), error_description=str(msg[3]), error_details=msg[4])
 
 
+#: compact JSON, built once: `json.dumps` with any non-default option builds a new encoder on every call, which
+#: cost more than the encoding of an answer
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def call(message_id: str, action: str, payload: dict[str, Any]) -> str:
-    return json.dumps([CALL, message_id, action, payload], separators=(",", ":"))
+    return _compact([CALL, message_id, action, payload])
 
 
 def call_result(message_id: str, payload: dict[str, Any]) -> str:
-    return json.dumps([CALLRESULT, message_id, payload], separators=(",", ":"))
+    return _compact([CALLRESULT, message_id, payload])
 
 
 def call_error(message_id: str, code: str, description: str, details: dict[str, Any] | None = None) -> str:
-    return json.dumps([CALLERROR, message_id, code, description[:255], details or {}], separators=(",", ":"))
+    return _compact([CALLERROR, message_id, code, description[:255], details or {}])
