@@ -43,6 +43,10 @@ BOOT = {"chargePointVendor": "Bench", "chargePointModel": "Load-1"}
 DEFLATE = os.environ.get("BENCH_OCPP_DEFLATE") == "1"
 
 
+#: for diagnosis: BENCH_LATENCY_DUMP=prefix writes each load generator's (wall time, latency ms) to prefix.<first>
+DUMP: list[tuple[float, float]] | None = [] if os.environ.get("BENCH_LATENCY_DUMP") else None
+
+
 def _mix(rnd: random.Random, n: int) -> tuple[str, dict]:
     x = rnd.random()
     if x < 0.4:
@@ -81,8 +85,12 @@ async def _charger(url: str, cp: str, mode: str, period: float, until: list[floa
             if mode == "storm":
                 return
             n = 0
+            # hold: each charger keeps its own phase on a fixed grid (next = previous slot + period, a missed slot
+            # skipped), so a stall of this process sends late once but never merges the chargers' phases into
+            # bursts (relative sleeps did: every charger delayed by one stall kept the same phase from then on)
+            next_at = time.monotonic() + rnd.uniform(0, period)
             if mode == "hold":
-                await asyncio.sleep(rnd.uniform(0, period))
+                await asyncio.sleep(next_at - time.monotonic())
             else:  # throughput: everyone connected and booted first, so handshakes are not in the figure
                 await go.wait()
             while time.monotonic() < until[0]:
@@ -94,9 +102,15 @@ async def _charger(url: str, cp: str, mode: str, period: float, until: list[floa
                 await ws.recv()
                 if mode == "hold" or counts[1]:
                     lat.append((time.perf_counter() - t0) * 1000)
+                    if DUMP is not None:
+                        DUMP.append((time.time(), lat[-1]))
                 counts[2] += 1
                 if mode == "hold":
-                    await asyncio.sleep(max(0.0, period - (time.perf_counter() - t0)))
+                    now = time.monotonic()
+                    next_at += period
+                    while next_at < now:
+                        next_at += period
+                    await asyncio.sleep(next_at - now)
     except Exception:  # noqa: BLE001 - counted, not fatal
         counts[3] += 1
 
@@ -129,6 +143,10 @@ async def _loadgen(url: str, ids: list[str], mode: str, period: float, seconds: 
                    inflight: int) -> dict:
     import gc
 
+    # no automatic collections in a load generator: with ~10,000 sockets one full collection pauses every charger
+    # of this process for hundreds of ms (measured with _GcClock: up to 2.9 s on a busy machine), which the
+    # latencies would charge to the server, and its stalls bunch the chargers' sends.  The process lives minutes.
+    gc.disable()
     clock = _GcClock()
     rnd = random.Random(ids[0])
     lat: list[float] = []
@@ -156,12 +174,6 @@ async def _loadgen(url: str, ids: list[str], mode: str, period: float, seconds: 
         lat.clear()  # steady state only
         counts[1] = 1
         counts[2] = 0
-        # the connections are made: keep them out of this process's own collections from now on (with ~10,000
-        # sockets a full collection here pauses every charger of this process for hundreds of ms, which the
-        # latencies would charge to the server; the bare server and the edge do the same for themselves)
-        if os.environ.get("BENCH_LOADGEN_FREEZE", "1") == "1":
-            gc.collect()
-            gc.freeze()
         clock.reset()
     t_measure = time.monotonic()
     await asyncio.gather(*tasks)
@@ -182,6 +194,8 @@ def loadgen_main(a: argparse.Namespace) -> None:
     _raise_nofile()
     ids = [f"BENCH{i:06d}" for i in range(a.first, a.first + a.count)]
     out = asyncio.run(_loadgen(a.url, ids, a.mode, a.period, a.seconds, a.ramp, 500))
+    if DUMP and a.mode == "hold":
+        Path(f"{os.environ['BENCH_LATENCY_DUMP']}.{a.first}").write_text("".join(f"{w:.3f} {ms:.1f}\n" for w, ms in DUMP))
     print(json.dumps(out))
 
 
@@ -322,8 +336,6 @@ def main() -> None:
                          "in the same run, printed as `before:`")
     ap.add_argument("--deflate", action="store_true",
                     help="chargers offer permessage-deflate (the edge accepts it; the bare floor does not)")
-    ap.add_argument("--loadgen-no-freeze", action="store_true",
-                    help="leave the load generators' sockets in their own GC walks (shows what that costs)")
     ap.add_argument("--loadgen", action="store_true")
     ap.add_argument("--bare", action="store_true")
     ap.add_argument("--url")
@@ -340,8 +352,6 @@ def main() -> None:
         a.chargers, a.seconds, a.ramp = 1000, 20, 5
     if a.deflate:
         os.environ["BENCH_OCPP_DEFLATE"] = "1"  # read by the load generator processes
-    if a.loadgen_no_freeze:
-        os.environ["BENCH_LOADGEN_FREEZE"] = "0"
     from broker_ceiling import temp_stack, use_env
 
     _raise_nofile()
