@@ -8,7 +8,8 @@ absolute errors only) of per-driver context medians, station-pooled medians (col
 from the station they plug into), a request-ratio model (ACN app inputs, first input only), gap-scaled energy
 medians (energy), a median (least-absolute-deviation) regression shared by all drivers on what is known at plug-in
 (energy: the driver's and the station's medians, the typed request, time away, clock; it also speaks for drivers
-never seen before), a station pool matched on the car the ACN app states (Wh/mile, range asked; energy), a
+never seen before), a station pool matched on the car the ACN app states (Wh/mile, range asked; energy), the
+driver's habit kernels and recency medians kept per site (a driver charging at two garages; energy), a
 cross-driver stack over the blend mixed with it by recent errors (energy), and a
 leaving-time-shifted duration median (duration); see streams/forecasting/session_models.py.
 The per-model cost is dominated by the Python weighted medians; "us/ev" is the learned model's CPU time per session
