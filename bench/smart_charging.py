@@ -16,9 +16,11 @@ day of plug-in, 15-min slots rounded to nearest, actual disconnect as departure,
 delivered, capped to what fits at 6.6 kW) for a sweep of site capacities and runs every algorithm:
 the four baselines, the offline LP optimum (energy > peak > cost, knows the whole day) and the online
 optimiser (streams/smartcharging/online.py ONLINE_POLICY: energy > reserve > peak > asap > urgency,
-re-plans at every arrival knowing only cars that have arrived plus a reserve of expected arrivals
-learned from up to 20 previous same-kind days; with a finite site limit its peak floor is the limit --
-load below a fixed connection is free -- so it front-loads up to the limit instead of flattening).
+re-plans at every arrival knowing only cars that have arrived; with a finite site limit its peak floor is
+the limit -- load below a fixed connection is free -- so it front-loads up to the limit instead of
+flattening). Without a limit (`--online-budget`): by default a *virtual connection* of 0.6 x the highest
+uncontrolled daily peak of any earlier day is its peak floor (no reserve); `--online-budget reserve` gives
+the previous policy (a reserve of expected arrivals learned from up to 20 previous same-kind days).
 
 Signals (streams/smartcharging/signals.py), the same mapping for both datasets: cost at NL day-ahead
 prices on the same calendar date and local wall-clock hour (Trondheim shares NL's time zone, so there it
@@ -31,6 +33,11 @@ on, 1 % gap per stage; each stage's bound, value and gap printed). Writes a tabl
 
     .venv/bin/python bench/smart_charging.py --scale-only                       # just the scale lines, ~15 s
     .venv/bin/python bench/smart_charging.py --scale-only --milp-strategy full  # HiGHS MILP per stage, ~1 min
+
+Floor study (`--floor-study`, ACN, no site limit, ~5 min): can a peak floor learned from previous days meet the
+online targets? See `floor_study`.
+
+    .venv/bin/python bench/smart_charging.py --floor-study
 """
 
 from __future__ import annotations
@@ -56,7 +63,7 @@ from streams.smartcharging.trondheim import load_trondheim  # noqa: E402
 from streams.smartcharging.baselines import BASELINES  # noqa: E402
 from streams.smartcharging.model import LimitNode, Site  # noqa: E402
 from streams.smartcharging.online import ONLINE_POLICY, replay  # noqa: E402
-from streams.smartcharging.reserve import expected_arrivals, history_before  # noqa: E402
+from streams.smartcharging.reserve import expected_arrivals, history_before, history_peak_floor, weekday_kind  # noqa: E402
 from streams.smartcharging.optimiser import OptimiserConfig, optimise  # noqa: E402
 from streams.smartcharging.schedule import Schedule, violations  # noqa: E402
 from streams.smartcharging.signals import load_nl_prices, load_uk_carbon  # noqa: E402
@@ -86,10 +93,14 @@ def run_one(args: tuple[Any, ...]) -> tuple[str, Schedule]:
         s = optimise(site, COST_OPT)
     elif algo == "online":
         # A site with a fixed grid connection pays nothing for load below it, so the planner may use the
-        # whole connection (peak floor = cap); without a limit it starts from 0 and minimises the peak.
+        # whole connection (peak floor = cap); without a limit it starts from `floor_kw` (the virtual connection
+        # of `--online-budget connection`, learned from earlier days; 0 with `--online-budget reserve`).
         cap = site.tree.cap_kw
-        s = replay(site, ONLINE, peak_hint_kw=cap if math.isfinite(cap) else 0.0, reserve=reserve,
-                   **(extra[0] if extra else {}))
+        kw = dict(extra[0]) if extra else {}
+        floor = float(kw.pop("floor_kw", 0.0))
+        if kw.pop("no_reserve", False):
+            reserve = ()
+        s = replay(site, ONLINE, peak_hint_kw=cap if math.isfinite(cap) else floor, reserve=reserve, **kw)
     else:
         raise ValueError(algo)
     bad = violations(site, s, check_min_power=False)
@@ -191,6 +202,22 @@ def run_dataset(name: str, args: argparse.Namespace, pool: ProcessPoolExecutor, 
     hist = [(d.day, d.site.evs) for d in days]
     reserves = {d.day: expected_arrivals(history_before(hist, d.day), d.site.n_slots, d.site.slot_hours, d.site.tree.id)
                 for d in days}
+    # Online budget without a site limit (`--online-budget`, streams/smartcharging/online.py "Virtual connection"):
+    # `connection` (default) -- a virtual connection of `--connection-fraction` x the highest uncontrolled daily peak
+    # of any EARLIER day (reserve.history_peak_floor over past days' uncontrolled peaks, which are known once those
+    # days have closed) as the peak floor, front-loaded, no reserve; `reserve` -- the reserve of expected arrivals,
+    # peak floor from 0. With a site limit both start from the limit (the connection is paid for).
+    online_kw = {d.day: dict(ONLINE_KW) for d in days}
+    if args.online_budget == "connection":
+        unc = [(d.day, s.peak_kw()) for d, (_, s) in
+               zip(days, pool.map(run_one, [("uncontrolled", d.site, ()) for d in days], chunksize=4))]
+        for d in days:
+            online_kw[d.day]["floor_kw"] = history_peak_floor(unc, d.day, args.connection_fraction)
+            online_kw[d.day]["no_reserve"] = True
+        print(f"online budget: virtual connection {args.connection_fraction:g} x the highest uncontrolled daily peak "
+              f"of earlier days, no reserve")
+    else:
+        print("online budget: reserve of expected arrivals from up to 20 previous same-kind days, peak floor from 0")
     if args.quick:  # the busiest days, so the capacity limits actually bind
         days = sorted(sorted(days, key=lambda d: -len(d.site.evs))[:QUICK_DAYS[name]], key=lambda d: d.day)
     # Few instances (--quick): one per task so both workers get some; many: batches of 4 to save overhead.
@@ -229,9 +256,10 @@ def run_dataset(name: str, args: argparse.Namespace, pool: ProcessPoolExecutor, 
     for cap in [math.inf] + [c for c in caps if not math.isinf(c)]:  # no limit first: the headline figures
         sites = [with_cap(d.site, cap) for d in days]
         res = [reserves[d.day] for d in days]
+        kws = [online_kw[d.day] for d in days]
         for algo in algos + (["cost_lp"] if math.isinf(cap) else []):
             t = time.perf_counter()
-            scheds = [s for _, s in pool.map(run_one, [(algo, s, r, ONLINE_KW) for s, r in zip(sites, res)],
+            scheds = [s for _, s in pool.map(run_one, [(algo, s, r, k) for s, r, k in zip(sites, res, kws)],
                                              chunksize=chunk)]
             timing[algo] = timing.get(algo, 0.0) + time.perf_counter() - t
             results[(cap, algo)] = metrics(sites, scheds)
@@ -250,7 +278,7 @@ def run_dataset(name: str, args: argparse.Namespace, pool: ProcessPoolExecutor, 
             print(f"{cap_s:>8} {algo:<13} {r['energy_pct']:9.2f} {r['mean_peak']:10.1f} {r['max_peak']:9.1f} "
                   f"{r['cost_eur']:9.0f} {r['carbon_kg']:8.0f}")
     print("(offline_lp = energy>peak>cost, cost_lp = energy>cost, online = energy>reserve>peak>asap>urgency "
-          "re-planned at each arrival, reserve from previous days)")
+          f"re-planned at each arrival; no limit: {args.online_budget} budget, see --online-budget)")
     print("wall seconds per algorithm over the sweep: " + ", ".join(f"{k} {v:.1f}" for k, v in timing.items()))
 
     def first_cap(algo: str, pct: float = 99.0) -> str:
@@ -317,6 +345,129 @@ def run_dataset(name: str, args: argparse.Namespace, pool: ProcessPoolExecutor, 
     return summary
 
 
+def _min_floor(args: tuple[Site, tuple[Any, ...], float, float, float]) -> tuple[float | None, dict[float, float]]:
+    """Smallest constant peak floor F in [lo, hi] whose online replay peaks at <= target (bisection to 0.1 kW).
+
+    "Meets" allows 0.01 kW over the target (the LP's tolerances: a floor of F realises F + ~1e-3).
+    Returns (F or None if even F = hi misses the target, {F: realised peak} of every replay run). The bisection
+    assumes "realised peak <= target" is monotone in F near the threshold; the evaluations are returned so a
+    reader can check it.
+    """
+    site, reserve, target, lo, hi = args
+    seen: dict[float, float] = {}
+
+    def g(f: float) -> float:
+        if f not in seen:
+            seen[f] = replay(site, ONLINE, peak_hint_kw=f, reserve=reserve, **ONLINE_KW).peak_kw()
+        return seen[f]
+
+    if g(hi) > target + 0.01:
+        return None, seen
+    if g(lo) <= target + 0.01:
+        return lo, seen
+    while hi - lo > 0.1:
+        mid = round((lo + hi) / 2, 3)
+        lo, hi = (lo, mid) if g(mid) <= target + 0.01 else (mid, hi)
+    return hi, seen
+
+
+def floor_study(args: argparse.Namespace, pool: ProcessPoolExecutor, prices: Any, carbon: Any) -> None:
+    """Can a causal peak floor (`reserve.history_peak_floor`) make the online max daily peak meet the targets?
+
+    The family: before day d, M_d = the highest hindsight-optimal (offline LP) peak of any earlier day -- known,
+    since those days have closed. The online planner (default policy, no site limit) gets the floor
+    F = alpha * M_d (or M_d + beta) as its `peak_hint` and front-loads up to it (``asap``); run with and
+    without the reserve of expected arrivals. For the days with the highest offline peaks it finds, by
+    bisection, the smallest F whose replay meets each target (max daily peak <= 0.6 x the uncontrolled max:
+    -40 %; <= 1.03 x the offline max: within 3 %). Any F above the target is itself a miss on these days (they
+    have load to fill it), so day d needs F in [F_min(d), target]; the alpha / beta that meet the target on every
+    studied day are the intersection of those intervals. An empty intersection means no member of the family
+    meets the target on this data, whatever the parameter; a narrow one means the parameter would have to be
+    picked by looking at the evaluation days. F_min(d) does not depend on how F is derived, so the same check is
+    printed for other causal bases B_d (same-kind windows, a quantile, a mean, previous uncontrolled peaks).
+    """
+    days, _ = load_days("acn", prices, carbon)
+    hist = [(d.day, d.site.evs) for d in days]
+    chunk = 4
+    off = [s for _, s in pool.map(run_one, [("offline_lp", d.site, ()) for d in days], chunksize=chunk)]
+    unc = [s for _, s in pool.map(run_one, [("uncontrolled", d.site, ()) for d in days], chunksize=chunk)]
+    opt = {d.day: s.peak_kw() for d, s in zip(days, off)}
+    u_max, lp_max = max(s.peak_kw() for s in unc), max(opt.values())
+    targets = {"-40%": 0.6 * u_max, "3%": 1.03 * lp_max}
+    past = sorted(opt.items())
+    study = sorted(sorted(days, key=lambda d: -opt[d.day])[: args.floor_study_days], key=lambda d: d.day)
+    print(f"floor study: {len(days)} ACN days, uncontrolled max {u_max:.2f} kW, offline LP max {lp_max:.2f} kW; "
+          f"targets: -40% -> {targets['-40%']:.2f} kW, within 3% of offline -> {targets['3%']:.2f} kW "
+          f"[load {os.getloadavg()[0]:.1f}]")
+    variants = {"floor only": False, "floor + reserve": True}
+    tasks, keys = [], []
+    for d in study:
+        reserve = expected_arrivals(history_before(hist, d.day), d.site.n_slots, d.site.slot_hours, d.site.tree.id)
+        for vname, with_res in variants.items():
+            for tname, target in targets.items():
+                tasks.append((d.site, reserve if with_res else (), target, round(0.8 * opt[d.day], 1), target))
+                keys.append((d.day, vname, tname))
+    found = dict(zip(keys, pool.map(_min_floor, tasks, chunksize=1)))
+    print()
+    print(f"{'day':<11} {'LP peak':>8} {'M_d':>6} {'LP/M_d':>7}  {'variant':<16} {'F_min -40%':>10} {'F_min 3%':>9}  "
+          f"replays (F: realised peak)")
+    for d in study:
+        m = history_peak_floor(past, d.day)
+        for vname in variants:
+            cells = []
+            evals: dict[float, float] = {}
+            for tname in targets:
+                f, seen = found[(d.day, vname, tname)]
+                cells.append("none" if f is None else f"{f:.2f}")
+                evals.update(seen)
+            pts = " ".join(f"{f:.2f}:{v:.2f}" for f, v in sorted(evals.items()))
+            print(f"{d.day.isoformat():<11} {opt[d.day]:8.2f} {m:6.2f} {opt[d.day] / m if m else math.inf:7.3f}  "
+                  f"{vname:<16} {cells[0]:>10} {cells[1]:>9}  {pts}")
+    # F_min(d) does not depend on how the floor is derived, so any causal base statistic B_d can be checked
+    # without more replays: F = alpha * B_d (or B_d + beta) must lie in [F_min(d), target] on every studied day.
+    unc_peak = {d.day: s.peak_kw() for d, s in zip(days, unc)}
+    kind = {d.day: weekday_kind(d.day) for d in days}
+
+    def prior(values: dict[Any, float], day: Any, n: int | None = None, same_kind: bool = False) -> list[float]:
+        xs = [v for k, v in sorted(values.items()) if k < day and (not same_kind or kind[k] == kind[day])]
+        return xs[-n:] if n else xs
+
+    bases: dict[str, Any] = {
+        "max of all previous days' LP peaks (M_d)": lambda day: history_peak_floor(past, day),
+        "max LP peak, last 20 same-kind days": lambda day: max(prior(opt, day, 20, True), default=0.0),
+        "0.9-quantile LP peak, last 20 same-kind days": lambda day: float(np.quantile(prior(opt, day, 20, True), 0.9))
+        if prior(opt, day, 20, True) else 0.0,
+        "mean LP peak, last 5 same-kind days": lambda day: float(np.mean(prior(opt, day, 5, True)))
+        if prior(opt, day, 5, True) else 0.0,
+        "max of all previous days' uncontrolled peaks": lambda day: max(prior(unc_peak, day), default=0.0),
+    }
+    print()
+    for bname, base in bases.items():
+        print(f"base B_d = {bname}: " + ", ".join(f"{d.day.isoformat()} {base(d.day):.2f}" for d in study))
+        for vname in variants:
+            for tname, target in targets.items():
+                a_lo, a_hi, b_lo, b_hi, none = 0.0, math.inf, -math.inf, math.inf, []
+                for d in study:
+                    m = base(d.day)
+                    f, _ = found[(d.day, vname, tname)]
+                    if f is None or m <= 0:
+                        none.append(d.day.isoformat())
+                        continue
+                    a_lo, a_hi = max(a_lo, f / m), min(a_hi, target / m)
+                    b_lo, b_hi = max(b_lo, f - m), min(b_hi, target - m)
+                if none:
+                    verdict = f"no floor <= target works on {', '.join(none)}"
+                else:
+                    alpha = (f"alpha in [{a_lo:.3f}, {a_hi:.3f}]" if a_lo <= a_hi
+                             else f"alpha: empty ({a_lo:.3f} > {a_hi:.3f})")
+                    beta = (f"beta in [{b_lo:.2f}, {b_hi:.2f}] kW" if b_lo <= b_hi
+                            else f"beta: empty ({b_lo:.2f} > {b_hi:.2f} kW)")
+                    verdict = f"{alpha}; {beta}"
+                print(f"FLOOR {vname:<16} target {tname:<5} ({target:.2f} kW): alpha * B_d / B_d + beta meets it on "
+                      f"every studied day iff {verdict}")
+    print(f"[load {os.getloadavg()[0]:.1f}]")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
@@ -332,11 +483,23 @@ def main() -> None:
     ap.add_argument("--dataset", choices=("acn", "trondheim", "both"), default="acn",
                     help="which real sessions to replay; each gets its own table, summary and files. Default acn: "
                          "the full Trondheim sweep (400 days) costs several times the ACN one")
+    ap.add_argument("--online-budget", choices=("connection", "reserve"), default="connection",
+                    help="online without a site limit: 'connection' (default) = a virtual connection of "
+                         "--connection-fraction x the highest uncontrolled daily peak of earlier days as the peak floor, "
+                         "no reserve; 'reserve' = the reserve of expected arrivals (the previous default)")
+    ap.add_argument("--connection-fraction", type=float, default=0.6,
+                    help="online 'connection' budget: fraction of the highest earlier uncontrolled daily peak (0.6 = "
+                         "the issue's -40%% target, fixed a priori)")
+    ap.add_argument("--floor-study", action="store_true",
+                    help="ACN only: how far a peak floor learned from previous days' offline-optimal peaks gets the "
+                         "online max daily peak (see floor_study)")
+    ap.add_argument("--floor-study-days", type=int, default=4, help="the days with the highest offline peaks to study")
     ap.add_argument("--online-budget-hi", type=float, default=None,
                     help="online: keep the highest budgeted peak as a floor (sticky budget) and cap the adaptive "
                          "reserve scale at this value (experiment, off by default; see streams/smartcharging/online.py)")
     args = ap.parse_args()
     if args.online_budget_hi is not None:
+        args.online_budget = "reserve"  # the sticky budget is a reserve experiment
         ONLINE_KW.update(sticky_budget=True, reserve_params=(0.5, 0.5, args.online_budget_hi))
         print(f"online: sticky budget, reserve scale capped at {args.online_budget_hi:g}")
     t_all = time.perf_counter()
@@ -349,6 +512,11 @@ def main() -> None:
     carbon = load_uk_carbon(DATA / "prices" / "uk_carbon_intensity_2023.csv")
     print(f"NL prices: skipped {dict(prices.skipped)} (2023 is in the file twice in two date formats; DST repeats); "
           f"UK carbon: forecast used for {carbon.used_forecast} half-hours, skipped {dict(carbon.skipped)}")
+    if args.floor_study:
+        with ProcessPoolExecutor(args.workers) as pool:
+            floor_study(args, pool, prices, carbon)
+        print(f"total wall {time.perf_counter() - t_all:.1f} s")
+        return
     summaries = []
     with ProcessPoolExecutor(args.workers) as pool:
         for name in DATASETS if args.dataset == "both" else (args.dataset,):

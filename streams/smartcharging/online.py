@@ -69,6 +69,23 @@ guard (ACN, all days): 25 kW 95.331 % (= LLF), 30 kW 97.561 (LLF 97.558), 35.9 k
 39 kW 99.470 (LLF 99.470), 45 kW 99.942 (LLF 99.940). While the peak is open the guard is off: the
 LP's peak stage is what matters then.
 
+Virtual connection (how the bench runs a site without a limit, `bench/smart_charging.py --online-budget
+connection`, the default there): the peak floor (`peak_hint`) is 0.6 x the highest *uncontrolled* daily peak of
+any earlier day (`reserve.history_peak_floor`; a closed day's uncontrolled peak is known), and no reserve. The
+planner then treats the site as if it had a connection of that size: load below it is free, so ``asap``
+front-loads up to it and a rush finds little energy still owed; the peak rises above it only when the plugged
+cars cannot otherwise be served. WHY 0.6: it is the issue's target (-40 % vs uncontrolled) turned into a
+connection size, fixed before any replay, not fitted. WHY no reserve: the reserve's adaptive scale is what sets
+the max on the record days (2021-09-13: an early rush drives the scale to 1.8, the budget to 57.8 kW, and
+``asap`` front-loads the real cars up to it; with the reserve no floor <= 52 kW keeps that day under 53.8 kW --
+`bench/smart_charging.py --floor-study`). ACN, 136 days, no limit (full bench run, 2026-11-27): max daily peak
+47.52 kW (offline 47.48), mean 24.05 kW (20.8 with the reserve: light days are front-loaded up to the
+connection), cost +1.7 % vs the offline LP, 100 % energy. Caveats, measured by the floor study and stated wherever
+the figure is quoted: that 0.6 x 79.2 kW (the highest uncontrolled peak of the days before 2021-09-08) lands within 0.1 % of the
+last day's offline optimum is luck -- the fractions that keep the four record days within 3 % of the offline
+peak are 0.595-0.617, those within -40 % 0.577-0.657 -- and nothing bounds a day whose demand outgrows every
+earlier day: 2021-09-13 set a new uncontrolled record (86.8 vs 79.2 kW) and its optimum still fit under 47.52.
+
 Invariants:
 
 * Causality: a re-plan at slot t sees only cars with arrival <= t (`arrive` is the only way a car

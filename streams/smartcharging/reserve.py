@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 from .model import EV
 
-__all__ = ["expected_arrivals", "history_before", "weekday_kind"]
+__all__ = ["expected_arrivals", "history_before", "history_peak_floor", "weekday_kind"]
 
 
 def weekday_kind(d: date) -> str:
@@ -73,3 +73,27 @@ def expected_arrivals(
         energy = min(sum(e.energy_kwh for e in evs) / k, kw * (d - a) * slot_hours)
         out.append(EV(f"reserve:{ba}:{bd}", a, d, energy, kw, node))
     return tuple(out)
+
+
+def history_peak_floor(
+    past_peaks: Sequence[tuple[date, float]],
+    day: date,
+    alpha: float = 1.0,
+    beta_kw: float = 0.0,
+) -> float:
+    """A causal peak floor for `day`: ``alpha * M + beta_kw``, M = the highest of `past_peaks` dated strictly
+    before `day` (0 with no history).
+
+    WHY: a closed day's peaks -- its uncontrolled peak (every car at full power from plug-in) or its
+    hindsight-optimal peak (the offline LP over its completed sessions) -- are known once it has closed, so
+    previous days' values are fair game for planning today. Front-loading up to such a floor (the planner's
+    `peak_hint` with the ``asap`` stage) leaves little energy owed when a late rush comes.
+
+    Used as the online *virtual connection* (`online` module docstring): ``alpha`` = 0.6 of the highest
+    uncontrolled daily peak of earlier days, i.e. the issue's -40 % target turned into a connection size.
+    The bench's floor study (`bench/smart_charging.py --floor-study`) measures this and other bases (earlier
+    days' offline-optimal peaks, windows, quantiles) on the record days of ACN 2021.
+    Invariant: only values dated before `day` are read; the result is never negative.
+    """
+    past = [p for d, p in past_peaks if d < day and math.isfinite(p)]
+    return max(0.0, alpha * max(past) + beta_kw) if past else 0.0

@@ -45,3 +45,27 @@ def test_the_budget_never_decreases_and_needs_the_reserve():
     bare.arrive(site.evs[0])
     bare.replan()
     assert bare.peak_hint == 0.0
+
+
+def test_a_virtual_connection_from_earlier_days_front_loads_before_a_rush():
+    """Floor = 0.6 x the highest uncontrolled peak of earlier days (the bench's default online budget)."""
+    from datetime import date
+
+    from streams.smartcharging.baselines import BASELINES
+    from streams.smartcharging.reserve import history_peak_floor
+
+    past = Site((EV("p1", 0, 4, 10.0, 5.0, "site"), EV("p2", 1, 5, 10.0, 5.0, "site")), LimitNode("site", float("inf")), 8, 1.0)
+    uncontrolled = BASELINES["uncontrolled"](past).peak_kw()
+    assert uncontrolled == pytest.approx(10.0)
+    floor = history_peak_floor([(date(2021, 9, 9), uncontrolled)], date(2021, 9, 10), alpha=0.6)
+    assert floor == pytest.approx(6.0)
+    # Today: a flexible car from slot 0, then a rush car at 4 that needs full power to its departure.
+    today = Site((EV("a", 0, 8, 12.0, 6.0, "site"), EV("r", 4, 8, 24.0, 6.0, "site")), LimitNode("site", float("inf")), 8, 1.0)
+    flat = replay(today, ONLINE_POLICY)  # no floor: a is spread thin and still owes energy when r comes
+    conn = replay(today, ONLINE_POLICY, peak_hint_kw=floor)
+    for s in (flat, conn):
+        assert violations(today, s) == []
+        assert s.delivered_kwh() == pytest.approx([12.0, 24.0], abs=1e-4)
+    assert flat.peak_kw() == pytest.approx(7.5, abs=1e-3)
+    assert conn.peak_kw() == pytest.approx(6.0, abs=1e-3)  # = the offline optimum
+    assert conn.by_id("a")[4:].sum() == pytest.approx(0.0, abs=1e-4)  # a was done before the rush

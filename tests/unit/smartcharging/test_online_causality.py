@@ -15,7 +15,7 @@ import pytest
 
 from streams.smartcharging.model import EV, LimitNode, Site
 from streams.smartcharging.online import ONLINE_POLICY, replay
-from streams.smartcharging.reserve import expected_arrivals, history_before
+from streams.smartcharging.reserve import expected_arrivals, history_before, history_peak_floor
 
 T, DT, CUT = 40, 0.25, 18
 
@@ -86,3 +86,24 @@ def test_the_reserve_of_a_day_ignores_that_day_and_later_days():
     # a previous day does count (so the comparison above can fail)
     earlier = [(d, tuple(altered_future(list(evs), 0)) if d == date(2021, 9, 9) else evs) for d, evs in days]
     assert expected_arrivals(history_before(earlier, today), T, DT, "site") != before
+
+
+def test_the_history_peak_floor_reads_only_earlier_days():
+    peaks = [(date(2021, 9, 7), 37.8), (date(2021, 9, 8), 38.9), (date(2021, 9, 10), 45.5), (date(2021, 9, 13), 47.5)]
+    # 09-10 sees 09-07 and 09-08 only: its own peak and later ones do not raise its floor.
+    assert history_peak_floor(peaks, date(2021, 9, 10)) == pytest.approx(38.9)
+    assert history_peak_floor(peaks, date(2021, 9, 10), alpha=1.1, beta_kw=1.0) == pytest.approx(1.1 * 38.9 + 1.0)
+    assert history_peak_floor(peaks, date(2021, 9, 13)) == pytest.approx(45.5)
+    assert history_peak_floor(peaks, date(2021, 9, 7), beta_kw=5.0) == 0.0  # no history: no floor
+    assert history_peak_floor(peaks, date(2021, 9, 8), alpha=0.5, beta_kw=-100.0) == 0.0  # never negative
+
+
+def test_decisions_with_a_virtual_connection_and_no_reserve_do_not_see_later_arrivals():
+    evs = flexible_morning() + random_day(98)
+    site = Site(tuple(evs), LimitNode("site", float("inf")), T, DT)
+    other = Site(tuple(altered_future(evs, CUT)), LimitNode("site", float("inf")), T, DT)
+    a, b = executed(site, 12.0, ()), executed(other, 12.0, ())
+    known = [e.id for e in evs if e.arrival <= CUT]
+    for cid in known:
+        assert a[cid][: CUT + 1] == pytest.approx(b[cid][: CUT + 1], abs=1e-6), cid
+    assert np.abs(sum(a.values())[CUT + 1 :] - sum(b.values())[CUT + 1 :]).max() > 0.1
