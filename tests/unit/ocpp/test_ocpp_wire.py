@@ -26,13 +26,19 @@ def frame(**kw: object) -> dict:
     return rec
 
 
-@pytest.mark.parametrize("fields", [
+#: the frame shapes the edge writes: a CALL in, an answer out, a malformed frame, non-ASCII text
+SHAPES = [
     {},
     {"direction": "OUT", "message_type_id": 3, "raw": '[3,"m1",{}]', "answers": '[2,"m1","Heartbeat",{}]',
      "causation_id": "e-1", "retransmission_of": "e-0"},
     {"valid": False, "error_code": "FormationViolation", "error_description": "frame is not valid JSON",
      "message_type_id": None, "message_id": "-1", "action": None, "raw": "x" * 5000},
     {"raw": "Zähler ⚡ 測定", "normalized": "{}", "message_type_id": 4, "message_id": "é" * 36},
+]
+
+
+@pytest.mark.parametrize("fields", [
+    *SHAPES,
     {"occurred_at": datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=timezone.utc)},  # before the epoch
     {"occurred_at": datetime(2026, 11, 27, 12, 0, tzinfo=timezone(timedelta(hours=2)))},  # another zone
     {"recorded_at": datetime(2026, 11, 27, 12, 0, 0, 123456)},  # naive: read as UTC by both
@@ -86,12 +92,7 @@ FRAME_FIELDS = ("message_type_id", "message_id", "action", "valid", "error_code"
 
 
 @pytest.mark.parametrize("fields", [
-    {},
-    {"direction": "OUT", "message_type_id": 3, "raw": '[3,"m1",{}]', "answers": '[2,"m1","Heartbeat",{}]',
-     "causation_id": "e-1", "retransmission_of": "e-0"},
-    {"valid": False, "error_code": "FormationViolation", "error_description": "frame is not valid JSON",
-     "message_type_id": None, "message_id": "-1", "action": None, "raw": "x" * 5000},
-    {"raw": "Zähler ⚡ 測定", "normalized": "{}", "message_type_id": 4, "message_id": "é" * 36},
+    *SHAPES,
     {"message_type_id": -(1 << 31), "action": "", "raw": ""},
 ])
 @pytest.mark.parametrize("when", [datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=timezone.utc),
