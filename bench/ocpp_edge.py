@@ -300,11 +300,25 @@ def _wait_port(port: int, timeout: float = 60) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
+def _settle(pid: int, limit: float = 30.0) -> None:
+    """Wait until the server has finished with the previous phase (closing thousands of sockets, publishing their
+    disconnections) -- its CPU over one second below 15 % of a core, at most `limit` s -- so a phase's figure is
+    not charged with the previous phase's clean-up."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        c0 = _proc_cpu(pid)
+        time.sleep(1.0)
+        if _proc_cpu(pid) - c0 < 0.15:
+            return
+
+
 def _phases(url: str, pid: int, a: argparse.Namespace, rss_idle: int) -> dict:
     empty = {"lat": [], "connected": 0, "messages": 0, "failures": 0, "seconds": 0}
     hold = _run_loadgens(url, a.chargers, "hold", a.period, a.seconds, a.ramp, a.procs, pid) \
         if "hold" in a.phases else empty
+    _settle(pid)
     thr = _run_loadgens(url, a.closed_loop, "throughput", 0, 10, 0, 2, pid) if "throughput" in a.phases else empty
+    _settle(pid)
     storm = _run_loadgens(url, a.chargers, "storm", 0, 0, 0, a.procs, pid) if "storm" in a.phases else empty
     return {
         "p50": pct(hold["lat"], 0.5), "p99": pct(hold["lat"], 0.99), "held": hold["connected"],
