@@ -179,31 +179,32 @@ class OcppEdge:
             return await self.producer.publish(OCPP_FRAMES.name, key, event_type, rec)
         return await self.producer.publish_raw(OCPP_FRAMES.name, key, encode(rec))
 
+    def _frame_value(self, s: ChargerSession, direction: str, event_id: str, raw: str, fields: dict[str, Any],
+                     causation_id: str | None) -> bytes:
+        """One OcppFrame event of `s`, encoded: by the connection's FrameWriter, else (a schema registry, or a schema
+        the writer does not know) from a record.  `fields`: the frame fields other than raw (absent: defaults)."""
+        if s.writer is not None:
+            return s.writer.write(direction, event_id, time.time_ns() // 1000, causation_id, raw, fields)
+        rec = self._frame_record(s, direction, raw, event_id=event_id, causation_id=causation_id, **fields)
+        encode = self._encoders.get("OcppFrame")
+        return encode(rec) if encode is not None else self.producer.codec.encode("OcppFrame", rec)
+
     async def _publish_frame(self, s: ChargerSession, direction: str, raw: str, fields: dict[str, Any],
                              causation_id: str | None = None, event_id: str | None = None) -> str:
         """Write one OcppFrame event of `s` and wait for the broker's acknowledgement (DeliveryError if refused);
-        returns its event id.  `fields`: the frame fields other than raw (absent ones take their defaults)."""
+        returns its event id."""
         event_id = event_id or uuid7()
-        if s.writer is not None:
-            await self.producer.publish_raw(OCPP_FRAMES.name, s.charge_point_id, s.writer.write(
-                direction, event_id, time.time_ns() // 1000, causation_id, raw, fields))
-        else:
-            await self._publish(s.charge_point_id, "OcppFrame", self._frame_record(
-                s, direction, raw, event_id=event_id, causation_id=causation_id, **fields))
+        await self.producer.publish_raw(OCPP_FRAMES.name, s.charge_point_id,
+                                        self._frame_value(s, direction, event_id, raw, fields, causation_id))
         return event_id
 
     def _publish_frame_nowait(self, s: ChargerSession, direction: str, raw: str, fields: dict[str, Any],
                               causation_id: str | None, what: str) -> str:
         """As `_publish_frame`, acknowledged in the background (log order kept; a refusal is logged)."""
         event_id = uuid7()
-        if s.writer is not None:
-            self.producer.publish_raw_unawaited(
-                OCPP_FRAMES.name, s.charge_point_id,
-                s.writer.write(direction, event_id, time.time_ns() // 1000, causation_id, raw, fields),
-                lambda why: log.error("%s not recorded on the log: %s", what, why))
-        else:
-            self._publish_nowait(s.charge_point_id, "OcppFrame", self._frame_record(
-                s, direction, raw, event_id=event_id, causation_id=causation_id, **fields), what)
+        self.producer.publish_raw_unawaited(
+            OCPP_FRAMES.name, s.charge_point_id, self._frame_value(s, direction, event_id, raw, fields, causation_id),
+            lambda why: log.error("%s not recorded on the log: %s", what, why))
         return event_id
 
     def _publish_nowait(self, key: str, event_type: str, rec: dict[str, Any], what: str) -> None:

@@ -175,3 +175,40 @@ def test_the_edge_serves_on_uvloop_unless_turned_off() -> None:
     finally:
         loop.close()
     assert loop_factory(Settings(ocpp_uvloop=False)) is None  # CV_OCPP_UVLOOP=false: asyncio's own loop
+
+
+class Recorder:
+    """A producer stand-in keeping what the edge hands it (the real one: tests/integration/test_ocpp_*.py)."""
+
+    def __init__(self) -> None:
+        from chargeverse.avro import default_codec
+
+        self.codec = default_codec()
+        self.values: list[bytes] = []
+
+    async def publish_raw(self, topic: str, key: str, value: bytes) -> None:
+        self.values.append(value)
+
+    def publish_raw_unawaited(self, topic: str, key: str, value: bytes, on_error: Any) -> None:
+        self.values.append(value)
+
+
+async def test_a_frame_is_the_same_event_with_or_without_the_connections_writer() -> None:
+    """Without a FrameWriter (a schema registry, a schema the writer does not know) frames are encoded from records:
+    the same fields either way."""
+    rec = Recorder()
+    e = OcppEdge(Settings(), producer=rec)  # type: ignore[arg-type]
+    fast = session()
+    fast.writer = e._frame_writer(e.source, "CP-1", "ocpp1.6", "conn-1")  # type: ignore[misc]
+    slow = session()
+    assert fast.writer is not None and slow.writer is None
+    fields = {"message_type_id": 2, "message_id": "m1", "action": "Heartbeat"}
+    for s in (fast, slow):
+        in_id = await e._publish_frame(s, "IN", '[2,"m1","Heartbeat",{}]', fields)
+        e._publish_frame_nowait(s, "OUT", '[3,"m1",{}]', {**fields, "message_type_id": 3}, in_id, "answer")
+    events = [rec.codec.decode(v)[1] for v in rec.values]
+    volatile = ("event_id", "occurred_at", "recorded_at", "causation_id")
+    for a, b in ((events[0], events[2]), (events[1], events[3])):
+        assert {k: v for k, v in a.items() if k not in volatile} == {k: v for k, v in b.items() if k not in volatile}
+    assert events[1]["causation_id"] == events[0]["event_id"] and events[3]["causation_id"] == events[2]["event_id"]
+    assert events[1]["direction"] == "OUT" and events[0]["source"] == e.source
