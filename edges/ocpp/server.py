@@ -65,6 +65,7 @@ from edges.ocpp import framing
 from edges.ocpp.authorization import IdTokenStore
 from edges.ocpp.context import Context
 from edges.ocpp.dispatch import CallOutcome, CommandDispatcher, Held
+from edges.ocpp.fastsend import send_text
 from edges.ocpp.credentials import Admission, CredentialStore, cache_key_from
 from edges.ocpp.leniency import Leniency, Repair, repair
 from edges.ocpp.session import AnswerMemory, ChargerSession, PendingCall, Remembered, TokenBucket
@@ -487,7 +488,7 @@ class OcppEdge:
             return
         if reply is None:
             return
-        await ws.send(reply)
+        await send_text(ws, reply)
         is_result = reply.startswith("[3")
         # the answer is already with the charger: record it (and any leniency repair) in log order, but read the
         # charger's next frame without waiting for the broker's acknowledgement
