@@ -33,7 +33,7 @@ from chargeverse.events import envelope
 from chargeverse.topics import SITES
 from edges.api.auth import auth_config, require
 from edges.api.runtime import SOURCE, GuardedRoute, correlation_id, producer
-from streams.smartcharging_service.decide import OBJECTIVES, SiteInvalid, check_site
+from streams.smartcharging_service.decide import OBJECTIVES, SiteInvalid, check_site, peak_floor_in_force
 
 router = APIRouter(prefix="/api/smartcharging", tags=["smart charging"], route_class=GuardedRoute)
 PROJECTION = "pg.smartcharging"
@@ -84,6 +84,14 @@ class ConnectorIn(BaseModel):
     unit: str = Field("W", pattern=r"^(W|A)$", description="charging rate unit of its profiles")
 
 
+class PeakFloorIn(BaseModel):
+    mode: str = Field("history", pattern=r"^(history|off|fixed)$",
+                      description="history: fraction x the highest uncontrolled daily peak of earlier closed days; "
+                                  "fixed: kw; off: no floor.  Always capped by the grid connection")
+    fraction: float = Field(0.6, gt=0, le=1, description="history mode: the share of that peak")
+    kw: float | None = Field(None, ge=0, le=100_000, description="fixed mode: the floor in kW")
+
+
 class SiteIn(BaseModel):
     name: str = Field(..., min_length=1, max_length=120)
     fleet_id: str | None = Field(None, pattern=_ID, description="the fleet whose depot it is")
@@ -96,6 +104,8 @@ class SiteIn(BaseModel):
     connectors: list[ConnectorIn] = Field(..., min_length=1, max_length=2000)
     default_departure_hours: float = Field(8.0, gt=0, le=72)
     default_energy_kwh: float = Field(20.0, ge=0, le=500)
+    peak_floor: PeakFloorIn | None = Field(None, description="the peak floor the site plans against (load below it "
+                                                             "costs nothing in the peak stage); default history, 0.6")
 
     @field_validator("time_zone")
     @classmethod
@@ -204,7 +214,7 @@ async def _managed_site(request: Request, site_id: str, who: dict[str, Any]) -> 
 
 async def _site_out(request: Request, row: tuple[Any, ...]) -> dict[str, Any]:
     sched = await _rows(request, "SELECT computed_at, plan_start, slot_seconds, trigger, site_peak_kw, infeasible, "
-                                 "issues, objectives FROM sc_schedules WHERE site_id = %s", (row[0],))
+                                 "issues, objectives, peak_floor FROM sc_schedules WHERE site_id = %s", (row[0],))
     plans = await _rows(request, "SELECT p.session_id, p.charge_point_id, p.connector_id, p.power_kw, "
                                  "p.requested_kwh, p.delivered_kwh, p.planned_kwh, p.departure_at, p.need_source, "
                                  "p.command_id "
@@ -213,13 +223,14 @@ async def _site_out(request: Request, row: tuple[Any, ...]) -> dict[str, Any]:
     prices = await _rows(request, "SELECT currency, points FROM sc_prices WHERE site_id = %s", (row[0],))
     out = {"site_id": row[0], "version": row[1], "name": row[2], "fleet_id": row[3], "owner_account_id": row[4],
            "time_zone": row[5], **{k: v for k, v in row[6].items() if k not in ("name", "fleet_id", "time_zone")},
+           "peak_floor": peak_floor_in_force(row[6].get("peak_floor")),  # null stored: the default
            "defined_by": row[7], "defined_at": row[8].isoformat(),
            "prices": {"currency": prices[0][0], "points": prices[0][1]} if prices else None, "schedule": None}
     if sched:
         s = sched[0]
         out["schedule"] = {
             "computed_at": s[0].isoformat(), "plan_start": s[1].isoformat(), "slot_seconds": s[2], "trigger": s[3],
-            "site_peak_kw": s[4], "infeasible": s[5], "issues": s[6], "objectives": s[7],
+            "site_peak_kw": s[4], "infeasible": s[5], "issues": s[6], "objectives": s[7], "peak_floor": s[8],
             "sessions": [{"session_id": p[0], "charge_point_id": p[1], "connector_id": p[2], "power_kw": p[3],
                           "requested_kwh": p[4], "delivered_kwh": p[5], "planned_kwh": p[6],
                           "departure_at": p[7].isoformat(), "need_source": p[8],
@@ -280,8 +291,9 @@ async def define_site(site_id: str, body: SiteIn, request: Request, who: dict = 
         raise HTTPException(422, "site id: 1-64 of A-Z a-z 0-9 . _ : -")
     limits = [n.model_dump() for n in body.limits]
     connectors = [c.model_dump() for c in body.connectors]
+    peak_floor = body.peak_floor.model_dump() if body.peak_floor is not None else None
     try:
-        check_site(limits, connectors, body.objectives)
+        check_site(limits, connectors, body.objectives, peak_floor)
     except SiteInvalid as exc:
         raise HTTPException(422, str(exc)) from exc
     existing = await _site_row(request, site_id)
@@ -310,7 +322,7 @@ async def define_site(site_id: str, body: SiteIn, request: Request, who: dict = 
         "time_zone": body.time_zone, "slot_minutes": body.slot_minutes, "horizon_hours": body.horizon_hours,
         "objectives": body.objectives, "limits": limits, "connectors": connectors,
         "default_departure_hours": body.default_departure_hours, "default_energy_kwh": body.default_energy_kwh,
-        "defined_by": str(who["sub"]), "raw": body.model_dump_json()})
+        "peak_floor": peak_floor, "defined_by": str(who["sub"]), "raw": body.model_dump_json()})
     loc = f"/api/smartcharging/sites/{site_id}"
     if not ok:
         return _pending(loc)

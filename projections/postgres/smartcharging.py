@@ -24,6 +24,7 @@ from projections.postgres.table_projection import TableProjection
 def _site(cur: psycopg.Cursor, r: dict[str, Any]) -> None:
     definition = {k: r[k] for k in ("name", "fleet_id", "time_zone", "slot_minutes", "horizon_hours", "objectives",
                                     "limits", "connectors", "default_departure_hours", "default_energy_kwh")}
+    definition["peak_floor"] = r.get("peak_floor")  # null: the processor's default (decide.PEAK_FLOOR_DEFAULT)
     cur.execute(
         "INSERT INTO sc_sites (site_id, version, name, fleet_id, owner_account_id, time_zone, definition, defined_by,"
         " defined_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (site_id) DO UPDATE SET version = "
@@ -64,12 +65,14 @@ def _prices(cur: psycopg.Cursor, r: dict[str, Any]) -> None:
 def _schedule(cur: psycopg.Cursor, r: dict[str, Any]) -> None:
     cur.execute(
         "INSERT INTO sc_schedules (site_id, event_id, computed_at, plan_start, slot_seconds, trigger, site_peak_kw, "
-        "infeasible, issues, objectives) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (site_id) DO UPDATE SET "
-        "event_id = EXCLUDED.event_id, computed_at = EXCLUDED.computed_at, plan_start = EXCLUDED.plan_start, "
-        "slot_seconds = EXCLUDED.slot_seconds, trigger = EXCLUDED.trigger, site_peak_kw = EXCLUDED.site_peak_kw, "
-        "infeasible = EXCLUDED.infeasible, issues = EXCLUDED.issues, objectives = EXCLUDED.objectives",
+        "infeasible, issues, objectives, peak_floor) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (site_id) "
+        "DO UPDATE SET event_id = EXCLUDED.event_id, computed_at = EXCLUDED.computed_at, plan_start = "
+        "EXCLUDED.plan_start, slot_seconds = EXCLUDED.slot_seconds, trigger = EXCLUDED.trigger, site_peak_kw = "
+        "EXCLUDED.site_peak_kw, infeasible = EXCLUDED.infeasible, issues = EXCLUDED.issues, objectives = "
+        "EXCLUDED.objectives, peak_floor = EXCLUDED.peak_floor",
         (r["site_id"], r["event_id"], r["occurred_at"], r["plan_start"], r["slot_seconds"], r["trigger"],
-         r["site_peak_kw"], r["infeasible"], Jsonb(list(r["issues"])), Jsonb(list(r["objectives"]))))
+         r["site_peak_kw"], r["infeasible"], Jsonb(list(r["issues"])), Jsonb(list(r["objectives"])),
+         Jsonb(r["peak_floor"]) if r.get("peak_floor") is not None else None))
     for s in r["sessions"]:
         cur.execute(
             "INSERT INTO sc_session_plans (session_id, site_id, event_id, charge_point_id, connector_id, plan_start, "

@@ -14,6 +14,11 @@ Invariants (each named by a test in tests/unit/smartcharging_service/):
   planned energy away from what the plan expected by then); otherwise it only updates the delivered energy.
 - A charger receives a new profile only when its plan changed (beyond the profile's 0.1 resolution), never a copy.
 - Time never runs backwards for a site: `now` is the latest event time seen for it.
+- Peak floor (README "Peak floor"): a plan's peak floor is `fraction` x the highest *uncontrolled* daily peak of
+  the site's closed local days strictly before the plan's local day (never the day being planned), capped by the
+  grid connection (the root limit); `off` plans from 0, `fixed` from a given kW (also capped).  The history is
+  folded from the events only (sessions' plug-in, unplug and energy), so replaying the log rebuilds it, and it is
+  bounded (`PEAK_HISTORY_DAYS` days, one number each; the stopped sessions of days not yet closed).
 
 Conventions: slots are `slot_minutes` long and aligned to the UTC epoch (so a plan made at 10:07 starts at 10:00
 with 15-minute slots); slot 0 of a plan is the slot containing `now` (its elapsed part is counted as if it were
@@ -22,6 +27,14 @@ leaving at 12:10 plans to 12:00), so a plan that meets the need meets it by the 
 is the session's total need (what the meter already shows counts towards it).  Departure/energy come from the driver
 (ChargingNeedsSet), else from the session forecast once that driver has history, else from the site's defaults
 (`need_source`).
+
+Uncontrolled daily peak (the peak floor's basis, the bench's convention, bench/smart_charging.py): a session
+belongs to the site-local calendar day of its plug-in; each of the day's sessions charges at its connector's full
+power from plug-in until its energy is reached or it unplugs (energy = the driver's stated need if there is one,
+else what the meter delivered; plug-in and unplug rounded to the nearest slot from local midnight, at least one
+slot), with no site limit; the day's value is the highest per-slot sum (`baselines.uncontrolled`).  A day closes
+when it has ended and every session that plugged in on it has unplugged, or `PEAK_FORCE_CLOSE` after its end (a
+session still plugged then counts with what it has delivered so far).
 """
 
 from __future__ import annotations
@@ -30,16 +43,18 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from chargeverse.events import derive, derived_id
 from chargeverse.ocpp_commands import V16, CommandInvalid, validate
-from streams.smartcharging import EV, LimitNode, OnlinePlanner, OptimiserConfig, set_charging_profile_v201, \
-    tx_profile_v16
+from streams.smartcharging import EV, LimitNode, OnlinePlanner, OptimiserConfig, Site, set_charging_profile_v201, \
+    tx_profile_v16, uncontrolled
+from streams.smartcharging.reserve import history_peak_floor
 
 SOURCE = "smartcharging"
 #: a meter reading further than this from the plan's expectation triggers a re-plan
@@ -51,6 +66,13 @@ FORECAST_MIN_HISTORY = 3
 COMMAND_TTL = timedelta(minutes=10)
 OCCUPIED_FAULT = frozenset({"Faulted", "Unavailable"})
 OBJECTIVES = ("energy", "peak", "cost", "carbon", "fairness", "asap")
+#: how a site's peak floor is set (README "Peak floor"); the default is what bench/smart_charging.py measures
+PEAK_FLOOR_MODES = ("history", "off", "fixed")
+PEAK_FLOOR_DEFAULT: dict[str, Any] = {"mode": "history", "fraction": 0.6, "kw": None}
+#: closed days whose uncontrolled peak is kept (older ones are forgotten: the floor follows the site's recent demand)
+PEAK_HISTORY_DAYS = 60
+#: a day still waiting for an unplug this long after its end is closed anyway (a lost stop must not hold it open)
+PEAK_FORCE_CLOSE = timedelta(days=2)
 
 Output = tuple[str, str, str, dict[str, Any]]  # topic, key, event type, record
 
@@ -83,9 +105,33 @@ class SiteInvalid(ValueError):
     """A site definition that cannot be planned: the message says what to fix."""
 
 
-def check_site(limits: list[dict[str, Any]], connectors: list[dict[str, Any]], objectives: list[str]) -> None:
+def peak_floor_option(opt: dict[str, Any] | None) -> dict[str, Any]:
+    """A site's `peak_floor` option, complete (None: the default); SiteInvalid says what is wrong with a bad one.
+
+    `history`: `fraction` (0 < f <= 1) x the highest uncontrolled daily peak of earlier days; `fixed`: `kw` (>= 0);
+    `off`: no floor.  Every floor is capped by the grid connection at planning time."""
+    if opt is None:
+        return dict(PEAK_FLOOR_DEFAULT)
+    mode = opt.get("mode") or PEAK_FLOOR_DEFAULT["mode"]
+    if mode not in PEAK_FLOOR_MODES:
+        raise SiteInvalid(f"peak_floor.mode: one of {', '.join(PEAK_FLOOR_MODES)}, got {mode!r}")
+    fraction = opt.get("fraction")
+    fraction = PEAK_FLOOR_DEFAULT["fraction"] if fraction is None else fraction
+    if not isinstance(fraction, (int, float)) or not math.isfinite(fraction) or not 0 < fraction <= 1:
+        raise SiteInvalid(f"peak_floor.fraction must be a number in (0, 1], got {fraction!r}")
+    kw = opt.get("kw")
+    if mode == "fixed" and kw is None:
+        raise SiteInvalid("peak_floor.kw is needed with mode 'fixed'")
+    if kw is not None and (not isinstance(kw, (int, float)) or not math.isfinite(kw) or kw < 0):
+        raise SiteInvalid(f"peak_floor.kw must be a finite number >= 0, got {kw!r}")
+    return {"mode": mode, "fraction": float(fraction), "kw": None if kw is None else float(kw)}
+
+
+def check_site(limits: list[dict[str, Any]], connectors: list[dict[str, Any]], objectives: list[str],
+               peak_floor: dict[str, Any] | None = None) -> None:
     """Refuse a site the planner cannot use: one root, known parents, no cycles, non-negative finite caps,
-    connectors under known nodes, no connector twice, known objectives."""
+    connectors under known nodes, no connector twice, known objectives, a valid peak-floor option."""
+    peak_floor_option(peak_floor)
     ids = [n["node_id"] for n in limits]
     if not limits:
         raise SiteInvalid("limits: at least the root node (the grid connection) is needed")
@@ -142,7 +188,13 @@ def tree(site: dict[str, Any]) -> LimitNode:
 
 def new_state(site_event: dict[str, Any]) -> dict[str, Any]:
     return {"site": site_from_event(site_event), "clock": None, "sessions": {}, "pending": {}, "prices": None,
-            "faulted": []}
+            "faulted": [], "peaks": new_peaks()}
+
+
+def new_peaks() -> dict[str, Any]:
+    """The uncontrolled-peak history: `days` = [[local date, peak kW, sessions]] of closed days (oldest first),
+    `open` = {local date: [[plug-in, unplug, kWh, kW], ...]} of the unplugged sessions of days not closed yet."""
+    return {"days": [], "open": {}}
 
 
 def site_from_event(rec: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +204,18 @@ def site_from_event(rec: dict[str, Any]) -> dict[str, Any]:
             "objectives": list(rec["objectives"]), "limits": [dict(n) for n in rec["limits"]],
             "connectors": [dict(c) for c in rec["connectors"]],
             "default_departure_hours": float(rec["default_departure_hours"]),
-            "default_energy_kwh": float(rec["default_energy_kwh"])}
+            "default_energy_kwh": float(rec["default_energy_kwh"]),
+            "peak_floor": peak_floor_in_force(rec.get("peak_floor"))}
+
+
+def peak_floor_in_force(opt: dict[str, Any] | None) -> dict[str, Any]:
+    """The option in force for what an event (or the projection) carries: None is the default; one the API would
+    have refused (an event written by hand) is the default too, with the reason in `invalid`, so the processor
+    keeps planning (and says so in every plan) and the site read shows it instead of failing."""
+    try:
+        return peak_floor_option(opt)
+    except SiteInvalid as exc:
+        return dict(PEAK_FLOOR_DEFAULT, invalid=str(exc))
 
 
 # ---- folding events ---------------------------------------------------------------------------------------------
@@ -213,8 +276,142 @@ def _remember(state: dict[str, Any], session_id: str, kind: str, value: dict[str
         pend.pop(next(iter(pend)))
 
 
+# ---- the uncontrolled-peak history (the peak floor's basis) ------------------------------------------------------
+def local_day(site: dict[str, Any], t: datetime) -> date:
+    """The site-local calendar day of an instant."""
+    return t.astimezone(ZoneInfo(site["time_zone"])).date()
+
+
+def local_midnight(site: dict[str, Any], d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=ZoneInfo(site["time_zone"]))
+
+
+def _nearest_slot(t: datetime, midnight: datetime, slot_s: int) -> int:
+    return int(math.floor((t - midnight).total_seconds() / slot_s + 0.5))
+
+
+def uncontrolled_day_peak(entries: list[list[Any]], midnight: datetime, slot_s: int) -> float:
+    """The uncontrolled peak (kW) of one day's sessions, `entries` = [plug-in, unplug, kWh, kW]: each at full power
+    from plug-in until its energy is reached or it unplugs, no site limit (`baselines.uncontrolled`, as the bench
+    computes it), slots rounded to the nearest from `midnight`, at least one slot per session."""
+    evs = []
+    for i, (start, stop, kwh, kw) in enumerate(entries):
+        a = max(0, _nearest_slot(parse(start), midnight, slot_s))
+        d = max(a + 1, _nearest_slot(parse(stop), midnight, slot_s))
+        evs.append(EV(f"s{i}", a, d, max(float(kwh), 0.0), float(kw), "site"))
+    if not evs:
+        return 0.0
+    return uncontrolled(Site(tuple(evs), LimitNode("site", math.inf), max(e.departure for e in evs),
+                             slot_s / 3600.0)).peak_kw()
+
+
+def _peaks(state: dict[str, Any]) -> dict[str, Any]:
+    return state.setdefault("peaks", new_peaks())  # a state saved before the history existed starts empty
+
+
+def _connector_kw(site: dict[str, Any], sess: dict[str, Any]) -> float | None:
+    key = connector_key(sess["cp"], sess["connector"])
+    return next((float(c["max_kw"]) for c in site["connectors"]
+                 if connector_key(c["charge_point_id"], int(c["connector_id"])) == key), None)
+
+
+def _history_cutoff(site: dict[str, Any], now: datetime) -> date:
+    return local_day(site, now) - timedelta(days=PEAK_HISTORY_DAYS)
+
+
+def _record_unplug(state: dict[str, Any], sess: dict[str, Any], now: datetime, delivered_kwh: float) -> None:
+    """Keep an unplugged session for its plug-in day's uncontrolled peak (until that day closes)."""
+    site, peaks = state["site"], _peaks(state)
+    day = local_day(site, parse(sess["started_at"]))
+    kw = _connector_kw(site, sess)
+    if kw is None or day < _history_cutoff(site, now) or any(d == day.isoformat() for d, *_ in peaks["days"]):
+        return  # a day already closed (forced) or forgotten is not reopened by a late unplug
+    energy = float(sess["energy_kwh"]) if sess.get("driver_set") and sess.get("energy_kwh") is not None \
+        else delivered_kwh
+    peaks["open"].setdefault(day.isoformat(), []).append([sess["started_at"], iso(now), round(energy, 6), kw])
+
+
+def close_days(state: dict[str, Any], now: datetime) -> list[str]:
+    """Close the days that are over (module docstring) into their uncontrolled peaks; returns the days closed.
+    Keeps at most `PEAK_HISTORY_DAYS` days, none older than that many days before today."""
+    site, peaks = state["site"], _peaks(state)
+    slot_s = site["slot_minutes"] * 60
+    cutoff = _history_cutoff(site, now)
+    plugged: dict[date, list[dict[str, Any]]] = {}
+    for s in state["sessions"].values():
+        plugged.setdefault(local_day(site, parse(s["started_at"])), []).append(s)
+    done = {d for d, *_ in peaks["days"]}
+    closed = []
+    for day in sorted(set(map(date.fromisoformat, peaks["open"])) | set(plugged)):
+        if day.isoformat() in done:
+            continue
+        end = local_midnight(site, day + timedelta(days=1))
+        forced = now >= end + PEAK_FORCE_CLOSE
+        if now < end or (day in plugged and not forced):
+            continue
+        entries = list(peaks["open"].pop(day.isoformat(), []))
+        for s in plugged.get(day, []) if forced else []:  # never unplugged: counted with what it has had so far
+            kw = _connector_kw(site, s)
+            if kw is not None:
+                entries.append([s["started_at"], iso(now), float(s["delivered_kwh"]), kw])
+        if day >= cutoff:
+            peaks["days"].append([day.isoformat(), round(uncontrolled_day_peak(entries, local_midnight(site, day),
+                                                                               slot_s), 6), len(entries)])
+            closed.append(day.isoformat())
+    if closed:
+        kept = sorted(d for d in peaks["days"] if date.fromisoformat(d[0]) >= cutoff)
+        peaks["days"] = kept[-PEAK_HISTORY_DAYS:]
+    return closed
+
+
+def root_cap(site: dict[str, Any]) -> float:
+    return float(next(n["cap_kw"] for n in site["limits"] if n.get("parent_id") is None))
+
+
+def peak_floor(state: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The peak floor a plan made at `now` uses, and where it came from (module docstring, README "Peak floor").
+
+    `source`: `history` (fraction x the highest uncontrolled peak of the closed days before today, `basis_day`
+    being that day), `no_history` (history mode, no closed earlier day yet: 0), `fixed` or `off`.
+    `capped_by_grid`: the wanted floor was above the grid connection (the root limit) and is the connection."""
+    site = state["site"]
+    opt = site.get("peak_floor") or dict(PEAK_FLOOR_DEFAULT)
+    grid = root_cap(site)
+    today = local_day(site, now)
+    earlier = [(date.fromisoformat(d), float(p)) for d, p, _ in _peaks(state)["days"] if date.fromisoformat(d) < today]
+    out: dict[str, Any] = {"mode": opt["mode"], "source": opt["mode"], "fraction": None, "basis_day": None,
+                           "basis_peak_kw": None, "history_days": len(earlier), "grid_kw": grid}
+    want = 0.0
+    if opt["mode"] == "fixed":
+        want = float(opt["kw"])
+    elif opt["mode"] == "history":
+        out["fraction"] = float(opt["fraction"])
+        if earlier:
+            basis = max(earlier, key=lambda x: (x[1], x[0]))
+            want = history_peak_floor(earlier, today, float(opt["fraction"]))
+            out.update(basis_day=basis[0].isoformat(), basis_peak_kw=basis[1])
+        else:
+            out["source"] = "no_history"
+    out["kw"] = round(min(want, grid), 6)
+    out["capped_by_grid"] = want > grid
+    return out
+
+
 def fold(state: dict[str, Any] | None, etype: str, rec: dict[str, Any]) -> Step:
-    """Fold one event (already routed to this site) into the site's state."""
+    """Fold one event (already routed to this site) into the site's state; closes the days that are over (a
+    closed day that changes the peak floor in force re-plans the site's plugged cars)."""
+    step = _fold(state, etype, rec)
+    if step.state is None:
+        return step
+    now = parse(step.state["clock"])
+    before = peak_floor(step.state, now)["kw"] if step.state["sessions"] else None
+    if close_days(step.state, now) and before is not None and not step.replan and \
+            peak_floor(step.state, now)["kw"] != before:
+        step.replan, step.trigger = True, etype
+    return step
+
+
+def _fold(state: dict[str, Any] | None, etype: str, rec: dict[str, Any]) -> Step:
     at = rec["occurred_at"]
     if etype == "SiteDefined":
         if state is None:
@@ -271,8 +468,10 @@ def fold(state: dict[str, Any] | None, etype: str, rec: dict[str, Any]) -> Step:
         sess["delivered_kwh"] = delivered
         return Step(state, off_plan(sess.get("plan"), delivered, now), etype)
     if etype == "SessionStopped":
-        if sessions.pop(rec["session_id"], None) is None:
+        sess = sessions.pop(rec["session_id"], None)
+        if sess is None:
             return Step(state)
+        _record_unplug(state, sess, now, max(float(sess["delivered_kwh"]), float(rec.get("energy_wh") or 0) / 1000))
         return Step(state, bool(sessions), etype)
     if etype == "ConnectorStatusChanged":
         cp, conn = rec["station_id"], int(rec["connector_id"])
@@ -368,6 +567,7 @@ class SitePlan:
     infeasible: bool
     peak_kw: float
     solve_ms: float
+    peak_floor: dict[str, Any] = field(default_factory=dict)  # `peak_floor()` of the plan
 
 
 def plan_site(state: dict[str, Any], now: datetime) -> SitePlan:
@@ -397,6 +597,14 @@ def plan_site(state: dict[str, Any], now: datetime) -> SitePlan:
         counts[k] = counts.get(k, 0) + 1
     planner = OnlinePlanner(tree(site), n, slot_s / 3600.0, OptimiserConfig(objectives=objs), price=price,
                             carbon=carbon, seats_per_node=counts)
+    floor = peak_floor(state, now)
+    if floor["kw"] > 0:  # load up to the floor is free in the peak stage: `asap` front-loads up to it
+        planner.peak_hint = floor["kw"]
+        planner.cm.set_peak_floor(floor["kw"])
+    if (site.get("peak_floor") or {}).get("invalid"):
+        issues.append(f"peak_floor option ignored, the default is used: {site['peak_floor']['invalid']}")
+    if floor["kw"] > 0 and "peak" not in objs:
+        issues.append("peak floor not used: the site's objectives have no peak stage")
     for k in state["faulted"]:
         if k in counts:
             planner.fault(k)
@@ -418,7 +626,7 @@ def plan_site(state: dict[str, Any], now: datetime) -> SitePlan:
                           f"fit before departure")
     load = np.sum([power[s] for s in order], axis=0) if order else np.zeros(1)
     return SitePlan(start, slot_s, power, rows, objs, issues, infeasible, float(np.max(load)) if order else 0.0,
-                    planner.solve_seconds * 1000.0)
+                    planner.solve_seconds * 1000.0, floor)
 
 
 def aligned(old: dict[str, Any] | None, start: datetime, n: int) -> list[float] | None:
@@ -489,7 +697,8 @@ def outputs(state: dict[str, Any], plan: SitePlan, trigger: str, cause: dict[str
     sched = derive(cause, tag=f"sc-schedule/{site['site_id']}", source=SOURCE, site_id=site["site_id"],
                    site_version=site["version"], trigger=trigger, plan_start=plan.start, slot_seconds=plan.slot_s,
                    objectives=list(plan.objectives), sessions=rows, site_peak_kw=plan.peak_kw,
-                   infeasible=plan.infeasible, issues=issues, solve_ms=plan.solve_ms)
+                   infeasible=plan.infeasible, issues=issues, solve_ms=plan.solve_ms,
+                   peak_floor=plan.peak_floor or None)
     outs.append((schedules_topic, site["site_id"], "ChargingScheduleComputed", sched))
     return outs
 

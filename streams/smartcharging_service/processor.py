@@ -10,8 +10,10 @@ broker; write the states and the next offsets; commit.  A crash before the commi
 re-publishes outputs with the same ids (the OCPP edge sends a command id once; sinks drop copied events).
 
 Re-planning builds the planning instance from the state at each decision (decide.plan_site): the plan depends only
-on the events, so a re-processed batch decides the same.  Solver failures never crash it: the optimiser returns
-a flagged best-effort plan (see streams/smartcharging/optimiser.py).
+on the events, so a re-processed batch decides the same.  That includes the peak floor: each site's state carries
+the uncontrolled peaks of its closed days (decide.close_days), folded from the same events and saved with the rest
+of the state, so a restart resumes it and `cv replay smartcharging_processor` rebuilds it.  Solver failures never
+crash it: the optimiser returns a flagged best-effort plan (see streams/smartcharging/optimiser.py).
 """
 
 from __future__ import annotations
