@@ -8,15 +8,19 @@ The edge under test is `cv run ocpp` in its own process; the load generators run
 with --loadgen), each holding a share of the connections, so neither side steals the other's event loop.
 
 Phases, each also run against a bare `websockets` + `json` server (this file with --bare: no validation, no
-log, no auth) as the same-run floor:
-1. hold: N chargers connect, boot, then each sends a Heartbeat / StatusNotification / MeterValues mix
+log, no auth) as the same-run floor.  All servers are up from the start; every phase starts on an emptied log
+(`_truncate_log`: the embedded broker's own CPU grows with the records it holds) and once its server is idle.
+1. throughput, first: 200 chargers each keep one CALL outstanding (closed loop) for 10 s: validated messages per
+   second answered -- and, for the edge, published to the log before the answer -- as a ratio of the floor.  Run
+   in `--rounds` rounds (3) that alternate the servers' order; the ratio printed is the median of the rounds'
+   ratios (each edge round against the floor's round of the same pass), with every round's ratio after it.
+2. hold: N chargers connect, boot, then each sends a Heartbeat / StatusNotification / MeterValues mix
    (40/30/30) once every `period` seconds (random phase). Reports p50/p99 CALL->CALLRESULT latency, the server's
    CPU (share of one core) and memory per connection (RSS growth / N) over the steady part.
-2. throughput: 200 chargers each keep one CALL outstanding (closed loop) for 10 s: validated messages per
-   second answered — and, for the edge, published to the log before the answer — as a ratio of the floor.
 3. storm: N chargers connect and complete BootNotification as fast as 500 in flight allow: connections/s.
 Prints ONE line. Targets (issue 8): p99 < 100 ms at 10,000 chargers (< 250 ms at 19,900); throughput >= 50% of
-the floor (>= 5,000 msgs/s here).
+the floor (>= 5,000 msgs/s here).  BENCH_THREADS=1 also prints, per phase, where the CPU went: each server thread,
+the broker, the load generators and the whole machine, in us per message (stderr).
 """
 
 from __future__ import annotations
@@ -244,6 +248,51 @@ def _proc_rss(pid: int) -> int:
     return 0
 
 
+def _thread_cpu(pid: int) -> dict[str, tuple[str, float, float]]:
+    """user and system CPU seconds of each thread of a process, by thread id"""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            s = Path(f"/proc/{pid}/task/{t}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        f = s.rsplit(")", 1)[1].split()
+        out[t] = (s[s.index("(") + 1:s.rindex(")")], int(f[11]) / tick, int(f[12]) / tick)
+    return out
+
+
+def _system_cpu() -> tuple[float, float]:
+    """busy and idle CPU seconds of the whole machine (/proc/stat)"""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = f[3] + f[4]
+    return (sum(f[:8]) - idle) / tick, idle / tick
+
+
+def _lg_us(before: object, messages: int) -> float:
+    """CPU of the load generator processes (children waited for since `before`) per message"""
+    import resource
+
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    was = before.ru_utime + before.ru_stime  # type: ignore[attr-defined]
+    return (now.ru_utime + now.ru_stime - was) / max(messages, 1) * 1e6
+
+
+def _thread_report(pid: int, before: dict, messages: int) -> str:
+    """Per-thread CPU of the server over a phase, in us per message: which thread the cost is in"""
+    rows: dict[str, list[float]] = {}
+    for t, (name, u, s) in _thread_cpu(pid).items():
+        if t in before:
+            r = rows.setdefault("main" if t == str(pid) else name if name.startswith("rdk") else f"{name}:{t}",
+                                [0.0, 0.0])
+            r[0] += u - before[t][1]
+            r[1] += s - before[t][2]
+    per = 1e6 / max(messages, 1)
+    return " ".join(f"{n}={u * per:.0f}+{s * per:.0f}sys"
+                    for n, (u, s) in sorted(rows.items(), key=lambda kv: -sum(kv[1])) if u + s > 0.01)
+
+
 def _run_loadgens(url: str, n: int, mode: str, period: float, seconds: float, ramp: float, procs: int,
                   server_pid: int) -> dict:
     per = (n + procs - 1) // procs
@@ -258,6 +307,15 @@ def _run_loadgens(url: str, n: int, mode: str, period: float, seconds: float, ra
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
     cpu0, t0 = None, None
     cpu_start = _proc_cpu(server_pid)
+    # BENCH_THREADS=1: where the CPU of a phase goes (server threads, broker, load generators, whole machine)
+    threads0 = _thread_cpu(server_pid) if os.environ.get("BENCH_THREADS") else None
+    sys0 = _system_cpu()
+    brokers = subprocess.run(["pgrep", "-x", "noida-db"], capture_output=True, text=True).stdout.split() \
+        if threads0 is not None else []
+    broker0 = sum(_proc_cpu(int(p)) for p in brokers)
+    import resource
+
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if mode == "hold":
         time.sleep(ramp + min(period, seconds / 3))
         cpu0, t0 = _proc_cpu(server_pid), time.monotonic()
@@ -269,6 +327,14 @@ def _run_loadgens(url: str, n: int, mode: str, period: float, seconds: float, ra
            "seconds": max((o.get("seconds", 0) for o in outs), default=0),
            "gc_ms": max((o.get("gc_ms", 0) for o in outs), default=0)}
     res["cpu_s"] = _proc_cpu(server_pid) - cpu_start  # server CPU seconds over the whole phase
+    if threads0 is not None:
+        busy, idle = (b - a for a, b in zip(sys0, _system_cpu()))
+        per = 1e6 / max(res["messages"], 1)
+        print(f"{mode}: server threads (us/msg user+sys) {_thread_report(server_pid, threads0, res['messages'])}"
+              f" | broker {(sum(_proc_cpu(int(p)) for p in brokers) - broker0) * per:.0f}us/msg"
+              f" | load generators {_lg_us(ru0, res['messages']):.0f}us/msg"
+              f" | machine {busy * per:.0f}us/msg busy, idle {idle / max(busy + idle, 1e-9):.0%}",
+              file=sys.stderr, flush=True)
     if cpu0 is not None:
         res["cpu"] = (_proc_cpu(server_pid) - cpu0) / (time.monotonic() - t0)
         res["rss"] = _proc_rss(server_pid)
@@ -312,24 +378,61 @@ def _settle(pid: int, limit: float = 30.0) -> None:
             return
 
 
-def _phases(url: str, pid: int, a: argparse.Namespace, rss_idle: int) -> dict:
-    empty = {"lat": [], "connected": 0, "messages": 0, "failures": 0, "seconds": 0}
-    hold = _run_loadgens(url, a.chargers, "hold", a.period, a.seconds, a.ramp, a.procs, pid) \
-        if "hold" in a.phases else empty
+def _truncate_log(bootstrap: str) -> None:
+    """Delete every record on the broker (DeleteRecords up to each partition's end) before a measured phase.
+
+    Why: the embedded broker's own CPU grows with the data it holds, busy or idle (it re-writes a snapshot of its
+    log; measured: 8% of a core idle at 50,000 records, 46% at 200,000, 8% again once the records are deleted).
+    Without this a phase is charged with the records of the phases -- and the servers -- measured before it: that
+    was the "second server in one run is 15-20% slower" and "slower after the hold phase" of earlier sessions."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-truncate", "enable.auto.commit": False})
+    try:
+        tps = []
+        for name, meta in admin.list_topics(timeout=10).topics.items():
+            if name.startswith("__"):
+                continue
+            for part in meta.partitions:
+                hi = c.get_watermark_offsets(TopicPartition(name, part), timeout=10)[1]
+                if hi > 0:
+                    tps.append(TopicPartition(name, part, hi))
+        if tps:
+            for f in admin.delete_records(tps).values():
+                f.result()
+    finally:
+        c.close()
+
+
+def _measure(url: str, pid: int, a: argparse.Namespace, phase: str, bootstrap: str) -> dict:
+    """One phase against one server, on an emptied log, once the server is idle."""
+    if phase not in a.phases:
+        return {"lat": [], "connected": 0, "messages": 0, "failures": 0, "seconds": 0}
+    _truncate_log(bootstrap)
     _settle(pid)
-    thr = _run_loadgens(url, a.closed_loop, "throughput", 0, 10, 0, 2, pid) if "throughput" in a.phases else empty
-    _settle(pid)
-    storm = _run_loadgens(url, a.chargers, "storm", 0, 0, 0, a.procs, pid) if "storm" in a.phases else empty
+    if phase == "hold":
+        return _run_loadgens(url, a.chargers, "hold", a.period, a.seconds, a.ramp, a.procs, pid)
+    if phase == "throughput":
+        return _run_loadgens(url, a.closed_loop, "throughput", 0, a.thr_seconds, 0, 2, pid)
+    return _run_loadgens(url, a.chargers, "storm", 0, 0, 0, a.procs, pid)
+
+
+def _figures(hold: dict, thr: list[dict], storm: dict, rss_idle: int) -> dict:
+    rates = [t["messages"] / t["seconds"] if t["seconds"] else 0 for t in thr]
+    msgs = sum(t["messages"] for t in thr)
     return {
         "p50": pct(hold["lat"], 0.5), "p99": pct(hold["lat"], 0.99), "held": hold["connected"],
         "lg_gc": hold.get("gc_ms", 0),
-        "fail": hold["failures"] + storm["failures"] + thr["failures"], "cpu": hold.get("cpu", 0),
+        "fail": hold["failures"] + storm["failures"] + sum(t["failures"] for t in thr), "cpu": hold.get("cpu", 0),
         "kb_per_conn": max(0, hold.get("rss", 0) - rss_idle) / 1024 / max(1, hold["connected"]),
-        "msgs_s": thr["messages"] / thr["seconds"] if thr["seconds"] else 0,
+        "rates": rates,
+        "msgs_s": sorted(rates)[len(rates) // 2] if rates else 0,  # the median round
         "storm_s": storm["connected"] / storm["seconds"] if storm["seconds"] else 0,
-        # server CPU per closed-loop message (the phase's 200 handshakes included) and per storm connection:
+        # server CPU per closed-loop message (the rounds' handshakes included) and per storm connection:
         # less sensitive than the rates to other processes on a shared machine
-        "us_msg": thr.get("cpu_s", 0) / thr["messages"] * 1e6 if thr["messages"] else 0,
+        "us_msg": sum(t.get("cpu_s", 0) for t in thr) / msgs * 1e6 if msgs else 0,
         "us_conn": storm.get("cpu_s", 0) / storm["connected"] * 1e6 if storm["connected"] else 0,
     }
 
@@ -343,6 +446,8 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=2, help="load generator processes")
     ap.add_argument("--quick", action="store_true", help="1,000 chargers, 20 s")
     ap.add_argument("--closed-loop", type=int, default=200, help="chargers in the throughput phase")
+    ap.add_argument("--rounds", type=int, default=3, help="throughput rounds per server (alternating order)")
+    ap.add_argument("--thr-seconds", type=float, default=10, help="length of one throughput round")
     ap.add_argument("--phases", default="hold,throughput,storm", help="for profiling: a subset of the phases")
     ap.add_argument("--profile", help="for profiling: write py-spy raw samples of the edge to this file")
     ap.add_argument("--before", metavar="TREE",
@@ -388,44 +493,75 @@ def main() -> None:
                                     "FROM STDIN") as cp:
                 for i in range(max(a.chargers, a.closed_loop)):
                     cp.write_row((f"BENCH{i:06d}", h, 1))
-        results = {}
         import redis
 
-        for kind in ("bare", *(("before",) if a.before else ()), "edge"):
-            port = _free_port()
-            # every server starts cold: no verified-secret tags left in Redis by the one measured before it
-            r = redis.Redis.from_url(s.redis_url.get_secret_value())
-            stale = list(r.scan_iter("cv:ocpp:authok:*", count=5000))
-            for i in range(0, len(stale), 5000):
-                r.delete(*stale[i:i + 5000])
-            r.close()
-            extra = {}
-            if kind == "bare":
-                cmd = [sys.executable, __file__, "--bare", "--port", str(port)]
-            elif kind == "before":  # `cv run ocpp` of the other tree (its own chargeverse, edges, schemas)
-                cmd = [sys.executable, "-c", "import sys; from chargeverse.cli import main; "
-                                             "sys.exit(main(['run', 'ocpp']))"]
-                extra = {"PYTHONPATH": str(Path(a.before).resolve())}
-            else:
-                cmd = [str(ROOT / ".venv/bin/cv"), "run", "ocpp"]
-            # the other tree's edge runs from that tree (`python -c` puts the working directory first on sys.path)
-            proc = subprocess.Popen(cmd, env={**os.environ, **env, **extra, "CV_OCPP_PORT": str(port)},
-                                    cwd=a.before if kind == "before" else None,
-                                    stdout=subprocess.DEVNULL, stderr=open(f"/tmp/bench-ocpp-{kind}.log", "w"),
-                                    preexec_fn=_raise_nofile)
-            try:
+        kinds = ("bare", *(("before",) if a.before else ()), "edge")
+        servers: dict[str, tuple[subprocess.Popen, str]] = {}
+        spy = None
+        try:
+            for kind in kinds:
+                port = _free_port()
+                extra = {}
+                if kind == "bare":
+                    cmd = [sys.executable, __file__, "--bare", "--port", str(port)]
+                elif kind == "before":  # `cv run ocpp` of the other tree (its own chargeverse, edges, schemas)
+                    cmd = [sys.executable, "-c", "import sys; from chargeverse.cli import main; "
+                                                 "sys.exit(main(['run', 'ocpp']))"]
+                    extra = {"PYTHONPATH": str(Path(a.before).resolve())}
+                else:
+                    cmd = [str(ROOT / ".venv/bin/cv"), "run", "ocpp"]
+                # the other tree's edge runs from that tree (`python -c` puts the working directory first on
+                # sys.path)
+                proc = subprocess.Popen(cmd, env={**os.environ, **env, **extra, "CV_OCPP_PORT": str(port)},
+                                        cwd=a.before if kind == "before" else None,
+                                        stdout=subprocess.DEVNULL, stderr=open(f"/tmp/bench-ocpp-{kind}.log", "w"),
+                                        preexec_fn=_raise_nofile)
+                servers[kind] = (proc, f"ws://127.0.0.1:{port}/ocpp")
                 _wait_port(port)
-                time.sleep(1)
-                spy = None
-                if a.profile and kind == "edge":
-                    spy = subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "-r", "200", "-f", "raw", *(["--idle"] if os.environ.get("SPY_IDLE") else []),
-                                            "-o", a.profile, "--nonblocking", "--pid", str(proc.pid)],
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                results[kind] = _phases(f"ws://127.0.0.1:{port}/ocpp", proc.pid, a, _proc_rss(proc.pid))
-                if spy is not None:
-                    spy.send_signal(2)
-                    spy.wait(30)
-            finally:
+            time.sleep(1)
+            rss_idle = {k: _proc_rss(p.pid) for k, (p, _) in servers.items()}
+            if a.profile:
+                spy = subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "-r", "200", "-f", "raw",
+                                        *(["--idle"] if os.environ.get("SPY_IDLE") else []), "-o", a.profile,
+                                        "--nonblocking", "--pid", str(servers["edge"][0].pid)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+            def measure(kind: str, phase: str) -> dict:
+                if phase == "storm":
+                    # every server's storm starts cold: no verified-secret tags left in Redis by another server
+                    r = redis.Redis.from_url(s.redis_url.get_secret_value())
+                    stale = list(r.scan_iter("cv:ocpp:authok:*", count=5000))
+                    for i in range(0, len(stale), 5000):
+                        r.delete(*stale[i:i + 5000])
+                    r.close()
+                proc, url = servers[kind]
+                others = {k: _proc_cpu(p.pid) for k, (p, _) in servers.items() if k != kind}
+                t0 = time.monotonic()
+                res = _measure(url, proc.pid, a, phase, s.kafka_bootstrap)
+                if os.environ.get("BENCH_THREADS"):  # what the servers not measured cost meanwhile
+                    dt = time.monotonic() - t0
+                    print(f"{phase} on {kind}: idle servers " + " ".join(
+                        f"{k}={(_proc_cpu(servers[k][0].pid) - c) / dt:.1%}" for k, c in others.items()),
+                        file=sys.stderr, flush=True)
+                return res
+
+            # throughput first, in rounds that alternate the servers' order, so neither a server's place in the
+            # run nor a slow moment of the shared machine favours one of them; each round's ratio pairs an edge
+            # round with the floor's round of the same pass
+            thr: dict[str, list[dict]] = {k: [] for k in kinds}
+            for r_ in range(a.rounds):
+                for kind in (kinds if r_ % 2 == 0 else tuple(reversed(kinds))):
+                    thr[kind].append(measure(kind, "throughput"))
+            results = {}
+            for kind in kinds:
+                hold = measure(kind, "hold")
+                storm = measure(kind, "storm")
+                results[kind] = _figures(hold, thr[kind], storm, rss_idle[kind])
+        finally:
+            if spy is not None:
+                spy.send_signal(2)
+                spy.wait(30)
+            for proc, _ in servers.values():
                 proc.terminate()
                 proc.wait(20)
     b, e = results["bare"], results["edge"]
@@ -437,7 +573,9 @@ def main() -> None:
                 f"storm={e['storm_s']:.0f}conn/s {e['us_conn']:.0f}us/conn fail={e['fail']}")
 
     def ratios(name: str, e: dict) -> str:
-        return (f"{name}/bare throughput={e['msgs_s'] / max(b['msgs_s'], 1):.2f} "
+        per_round = sorted(x / max(y, 1) for x, y in zip(e["rates"], b["rates"]))
+        return (f"{name}/bare throughput={per_round[len(per_round) // 2] if per_round else 0:.2f} "
+                f"(rounds {'/'.join(f'{x:.2f}' for x in per_round)}) "
                 f"storm={e['storm_s'] / max(b['storm_s'], 1):.2f}")
 
     before = results.get("before")
