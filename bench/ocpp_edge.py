@@ -329,11 +329,13 @@ def _run_loadgens(url: str, n: int, mode: str, period: float, seconds: float, ra
     res["cpu_s"] = _proc_cpu(server_pid) - cpu_start  # server CPU seconds over the whole phase
     if threads0 is not None:
         busy, idle = (b - a for a, b in zip(sys0, _system_cpu()))
-        per = 1e6 / max(res["messages"], 1)
-        print(f"{mode}: server threads (us/msg user+sys) {_thread_report(server_pid, threads0, res['messages'])}"
-              f" | broker {(sum(_proc_cpu(int(p)) for p in brokers) - broker0) * per:.0f}us/msg"
-              f" | load generators {_lg_us(ru0, res['messages']):.0f}us/msg"
-              f" | machine {busy * per:.0f}us/msg busy, idle {idle / max(busy + idle, 1e-9):.0%}",
+        # per message answered; for the storm, per connection (its only message is the BootNotification)
+        n = res["messages"] if mode != "storm" else res["connected"]
+        per, unit = 1e6 / max(n, 1), "us/msg" if mode != "storm" else "us/conn"
+        print(f"{mode}: server threads ({unit} user+sys) {_thread_report(server_pid, threads0, n)}"
+              f" | broker {(sum(_proc_cpu(int(p)) for p in brokers) - broker0) * per:.0f}{unit}"
+              f" | load generators {_lg_us(ru0, n):.0f}{unit}"
+              f" | machine {busy * per:.0f}{unit} busy, idle {idle / max(busy + idle, 1e-9):.0%}",
               file=sys.stderr, flush=True)
     if cpu0 is not None:
         res["cpu"] = (_proc_cpu(server_pid) - cpu0) / (time.monotonic() - t0)
