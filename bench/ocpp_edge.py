@@ -13,7 +13,8 @@ log, no auth) as the same-run floor.  All servers are up from the start; every p
 1. throughput, first: 200 chargers each keep one CALL outstanding (closed loop) for 10 s: validated messages per
    second answered -- and, for the edge, published to the log before the answer -- as a ratio of the floor.  Run
    in `--rounds` rounds (3) that alternate the servers' order; the ratio printed is the median of the rounds'
-   ratios (each edge round against the floor's round of the same pass), with every round's ratio after it.
+   ratios (each edge round against the floor's round of the same pass), with every round's ratio after it.  Each
+   server first gets one unmeasured round (`--warmup` s).
 2. hold: N chargers connect, boot, then each sends a Heartbeat / StatusNotification / MeterValues mix
    (40/30/30) once every `period` seconds (random phase). Reports p50/p99 CALL->CALLRESULT latency, the server's
    CPU (share of one core) and memory per connection (RSS growth / N) over the steady part.
@@ -450,6 +451,7 @@ def main() -> None:
     ap.add_argument("--closed-loop", type=int, default=200, help="chargers in the throughput phase")
     ap.add_argument("--rounds", type=int, default=3, help="throughput rounds per server (alternating order)")
     ap.add_argument("--thr-seconds", type=float, default=10, help="length of one throughput round")
+    ap.add_argument("--warmup", type=float, default=5, help="seconds of the unmeasured throughput round per server")
     ap.add_argument("--phases", default="hold,throughput,storm", help="for profiling: a subset of the phases")
     ap.add_argument("--profile", help="for profiling: write py-spy raw samples of the edge to this file")
     ap.add_argument("--before", metavar="TREE",
@@ -551,6 +553,12 @@ def main() -> None:
             # run nor a slow moment of the shared machine favours one of them; each round's ratio pairs an edge
             # round with the floor's round of the same pass
             thr: dict[str, list[dict]] = {k: [] for k in kinds}
+            if "throughput" in a.phases:
+                for kind in kinds:  # one unmeasured round each: first connections, caches, the loop's first ticks
+                    proc, url = servers[kind]
+                    _truncate_log(s.kafka_bootstrap)
+                    _settle(proc.pid)
+                    _run_loadgens(url, a.closed_loop, "throughput", 0, a.warmup, 0, 2, proc.pid)
             for r_ in range(a.rounds):
                 for kind in (kinds if r_ % 2 == 0 else tuple(reversed(kinds))):
                     thr[kind].append(measure(kind, "throughput"))
