@@ -1,7 +1,7 @@
 """Prequential benchmark of the issue-7 forecasts on the real session files, against baselines in the same run.
 
-    nice -n 5 .venv/bin/python bench/forecasts.py            # full (ARF residual candidate on): ~4 min here
-    nice -n 5 .venv/bin/python bench/forecasts.py --quick    # no ARF candidate (its MAE effect was < 0.5%)
+    nice -n 5 .venv/bin/python bench/forecasts.py            # full (ARF residual candidate on, duration only)
+    nice -n 5 .venv/bin/python bench/forecasts.py --quick    # no ARF candidate (energy figures are identical)
 
 "learned" = `SessionForecaster`: per driver, an exponentially-weighted blend (weights from that driver's past
 absolute errors only) of per-driver context medians, station-pooled medians (cold start: a new driver is predicted
@@ -9,8 +9,10 @@ from the station they plug into), a request-ratio model (ACN app inputs, first i
 medians (energy), a median (least-absolute-deviation) regression shared by all drivers on what is known at plug-in
 (energy: the driver's and the station's medians, the typed request, time away, clock; it also speaks for drivers
 never seen before), a station pool matched on the car the ACN app states (Wh/mile, range asked; energy), the
-driver's habit kernels and recency medians kept per site (a driver charging at two garages; energy), a
-cross-driver stack over the blend mixed with it by recent errors (energy), and a
+driver's habit kernels and recency medians kept per site (a driver charging at two garages; energy),
+a cross-driver curve of where in their own range of energies a driver's session falls (`RankQuantile`; energy),
+a cross-driver stack over the blend (the mean of a linear and a log-space median regression) mixed with it by
+recent errors (energy), and a
 leaving-time-shifted duration median (duration); see streams/forecasting/session_models.py.
 The per-model cost is dominated by the Python weighted medians; "us/ev" is the learned model's CPU time per session
 (its prediction at plug-in plus its learning at unplug), measured around the model alone in this run.
@@ -67,7 +69,7 @@ REFERENCE = {("ACN", "energy kWh"): 5.06, ("Trondheim", "energy kWh"): 5.40,
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="skip the ARF candidate")
+    ap.add_argument("--quick", action="store_true", help="skip the ARF candidate (duration; energy has none)")
     ap.add_argument("--no-plot", action="store_true")
     args = ap.parse_args()
     t_start = time.time()
