@@ -108,7 +108,10 @@ def test_the_second_days_plan_uses_the_first_days_uncontrolled_peak_as_its_floor
     # below the floor, charging costs no peak: the car gets its full 11 kW first, not 20 kWh / 8 h = 2.5 kW
     assert second["sessions"][0]["power_kw"][:4] == [11.0] * 4 and second["site_peak_kw"] == pytest.approx(11.0)
     # the decision is on the log with the floor it used
-    [(_, logged)] = events("smartcharging", lambda t, r: t == "ChargingScheduleComputed" and r["site_id"] == site_id
-                           and [x["session_id"] for x in r["sessions"]] == [s3])
-    assert logged["peak_floor"]["kw"] == pytest.approx(13.2)
-    assert logged["peak_floor"]["basis_day"] == tomorrow.isoformat()
+    # (day 2's car may be planned more than once -- a later event re-plans it, and a restarted worker may decide
+    # again what it had not committed -- so every such decision must carry the floor)
+    logged = [r for _, r in events("smartcharging", lambda t, r: t == "ChargingScheduleComputed"
+                                   and r["site_id"] == site_id and [x["session_id"] for x in r["sessions"]] == [s3])]
+    assert logged
+    assert all(r["peak_floor"]["kw"] == pytest.approx(13.2) and r["peak_floor"]["basis_day"] == tomorrow.isoformat()
+               for r in logged), [r["peak_floor"] for r in logged]
