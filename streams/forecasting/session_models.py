@@ -723,6 +723,20 @@ def lad_fit(rows: Any, ys: Any, *, ridge: float, iters: int, start: list[float] 
     return [float(c) for c in b] if b is not None else None
 
 
+def refit_when_due(model: Any, min_rows: int) -> None:
+    """After one row was added to `model.rows` ((features, label) pairs): refit `model.coef` by `lad_fit`, warm-
+    started from the previous fit, once `min_rows` rows exist and from then on every `model.refit_every` rows; a
+    singular system keeps the previous coefficients.  The one refit rule of the median regressions below (each
+    keeps `rows`, `coef`, `since_fit`, `refit_every`, `ridge`, `iters`)."""
+    model.since_fit += 1
+    if len(model.rows) >= min_rows and (model.coef is None or model.since_fit >= model.refit_every):
+        coef = lad_fit([f for f, _ in model.rows], [v for _, v in model.rows], ridge=model.ridge, iters=model.iters,
+                       start=model.coef)
+        if coef is not None:
+            model.coef = coef
+        model.since_fit = 0
+
+
 class GlobalLAD:
     """One median (least-absolute-deviation) regression across ALL drivers, on what is known at plug-in: the
     driver's own median and history length, the station's median (a target encoding learned online: a DC fast
@@ -786,22 +800,13 @@ class GlobalLAD:
             return self._stat(self.station, x.get("station"), self.glob.median() if len(self.glob) else 0.0, 1)
         return max(sum(c * f for c, f in zip(self.coef, self.features(x))), 0.0)
 
-    def _fit(self) -> None:
-        coef = lad_fit([f for f, _ in self.rows], [v for _, v in self.rows], ridge=self.ridge, iters=self.iters,
-                       start=self.coef)
-        if coef is not None:  # singular without a ridge: keep the previous fit (or the medians)
-            self.coef = coef
-
     def learn_one(self, x: Features, y: float) -> None:
         self.rows.append((self.features(x), float(y)))
         self.station.setdefault(x.get("station"), _RunningMedian(500)).add(float(y))
         self.glob.add(float(y))
         self.user.learn_one(x, y)
         self.user_n[x["user"]] += 1
-        self.since_fit += 1
-        if len(self.rows) >= self.min_n and (self.coef is None or self.since_fit >= self.refit_every):
-            self._fit()
-            self.since_fit = 0
+        refit_when_due(self, self.min_n)  # singular without a ridge: keeps the previous fit (or the medians)
 
 
 class RankQuantile:
@@ -875,13 +880,7 @@ class RankQuantile:
         if len(own) >= self.min_own:
             s = sorted(own)
             self.rows.append((self.features(x, s), self.rank(s, float(y))))
-            self.since_fit += 1
-            if len(self.rows) >= self.min_rows and (self.coef is None or self.since_fit >= self.refit_every):
-                coef = lad_fit([f for f, _ in self.rows], [u for _, u in self.rows], ridge=self.ridge,
-                               iters=self.iters, start=self.coef)
-                if coef is not None:
-                    self.coef = coef
-                self.since_fit = 0
+            refit_when_due(self, self.min_rows)
         own.append(float(y))
         bisect.insort(self.glob, float(y))
 
@@ -917,13 +916,7 @@ class _Stacker:
 
     def learn(self, f: list[float], y: float) -> None:
         self.rows.append((f, float(y)))
-        self.since_fit += 1
-        if len(self.rows) >= self.min_n and (self.coef is None or self.since_fit >= self.refit_every):
-            coef = lad_fit([r for r, _ in self.rows], [v for _, v in self.rows], ridge=self.ridge,
-                           iters=self.iters, start=self.coef)
-            if coef is not None:
-                self.coef = coef
-            self.since_fit = 0
+        refit_when_due(self, self.min_n)
 
 
 class _LogStacker(_Stacker):
